@@ -1,0 +1,26 @@
+# Two commands: `make run` (set up, then a real team run on the offline model) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TASK ?= Build a REST API for todo management
+
+.PHONY: run test lint clean
+
+$(BIN)/troupe: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/troupe
+	$(BIN)/troupe run hierarchical "$(TASK)"
+
+lint: $(BIN)/troupe
+	$(BIN)/ruff check graphs nodes state tools tests bench
+	$(BIN)/mypy graphs nodes state tools
+
+test: lint
+	LANGSMITH_TRACING=false $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

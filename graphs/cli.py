@@ -1,0 +1,252 @@
+"""The `troupe` command: run, resume, approve, list and inspect durable team runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+from graphs.console import Feed, approval_text, describe
+from graphs.registry import PATTERNS
+from graphs.runtime import Outcome, Runner, TroupeError, default_db
+from nodes.offline_model import OFFLINE_LABEL
+from state.context import RunContext
+from state.roles import MODEL_ROLES
+from state.team import Decision
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"troupe: error: {message} (see `troupe --help`)\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(args.handler(args))
+    except TroupeError as exc:
+        print(f"troupe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ntroupe: interrupted; the last finished step is saved (`troupe resume THREAD`)", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="troupe", description="Durable multi-agent team runs on LangGraph.")
+    p.add_argument("--db", type=Path, default=None, help="SQLite file for checkpoints, store and cache "
+                   "(default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)")
+    sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="start a run: troupe run PATTERN TASK")
+    run.add_argument("pattern", help=f"one of: {', '.join(PATTERNS)}")
+    run.add_argument("task", help="what the team should do")
+    run.add_argument("--thread", help="thread id for the run (default: made from the task)")
+    run.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC",
+                     help="'offline' (default) or 'openai:NAME'; ROLE=SPEC sets one role "
+                     f"({', '.join(MODEL_ROLES)}); default from $TROUPE_MODEL")
+    run.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    run.add_argument("--team", default="software", help="ready-made team to assign from (software, content)")
+    run.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
+    run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
+    run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
+    run.add_argument("--fail", action="append", default=[], metavar="ROLE=MODE",
+                     help="offline model, for tests: make ROLE 'raise', 'timeout' or 'malformed' (':N' first N tries)")
+    run.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
+    _approval_flags(run)
+    run.set_defaults(handler=_run)
+
+    resume = sub.add_parser("resume", help="continue a stopped or killed run from its last step")
+    resume.add_argument("thread")
+    _approval_flags(resume)
+    resume.set_defaults(handler=_resume)
+
+    approve = sub.add_parser("approve", help="answer a run waiting at its approval gate")
+    approve.add_argument("thread")
+    approve.add_argument("--reject", action="store_true", help="reject instead of approving")
+    approve.add_argument("--comment", default="", help="a note for the team")
+    approve.set_defaults(handler=_approve)
+
+    runs = sub.add_parser("runs", help="list runs with their status")
+    runs.set_defaults(handler=_runs)
+
+    show = sub.add_parser("show", help="plan, task board and protocol messages of a run")
+    show.add_argument("thread")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_show)
+
+    patterns = sub.add_parser("patterns", help="list the orchestration patterns")
+    patterns.set_defaults(handler=_patterns)
+    return p
+
+
+def _approval_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--auto-approve", dest="approval", action="store_const", const="auto",
+                   help="approve at the gate without asking")
+    g.add_argument("--await-approval", dest="approval", action="store_const", const="hold",
+                   help="stop at the gate; finish later with `troupe approve THREAD`")
+    p.set_defaults(approval=None)
+
+
+def _context(args: argparse.Namespace) -> RunContext:
+    models: dict[str, str] = {}
+    default = os.environ.get("TROUPE_MODEL") or "offline"
+    for spec in args.model:
+        role, sep, value = spec.partition("=")
+        if sep:
+            models[role] = value
+        else:
+            default = spec
+    fail = dict(item.partition("=")[::2] for item in args.fail)
+    if any(not v for v in fail.values()):
+        raise TroupeError("--fail takes ROLE=MODE, e.g. worker=raise")
+    ctx = RunContext(team=args.team, model=default, models=models, seed=args.seed, latency=args.latency,
+                     max_review_rounds=args.max_review_rounds, fail=fail,
+                     base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"))
+    if args.workspace_root:
+        ctx.workspace_root = args.workspace_root
+    return ctx
+
+
+async def _run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    async with Runner.open(args.db or default_db()) as runner:
+        feed = Feed()
+        return await _guarded(runner, args, feed, runner.start(args.pattern, args.task, ctx, thread_id=args.thread,
+                                                              listener=_announcing(runner, feed, ctx)))
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    async with Runner.open(args.db or default_db()) as runner:
+        info = await runner.info(args.thread)
+        feed = Feed()
+        feed.line(f"resuming {info.pattern} run {info.thread_id}: {info.task}")
+        return await _guarded(runner, args, feed, runner.resume(args.thread, listener=feed))
+
+
+async def _approve(args: argparse.Namespace) -> int:
+    decision = Decision(approved=not args.reject, comment=args.comment, by="human")
+    async with Runner.open(args.db or default_db()) as runner:
+        feed = Feed()
+        args.approval = "hold"
+        return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
+
+
+def _announcing(runner: Runner, feed: Feed, ctx: RunContext) -> Feed:
+    specs = {ctx.model, *ctx.models.values()}
+    models = ", ".join(OFFLINE_LABEL if s == "offline" else s for s in sorted(specs))
+    feed.line(f"models: {models}")
+    feed.line(f"checkpoints: {runner.db}")
+    return feed
+
+
+async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: Any) -> int:
+    """Run `call`, settle the approval gate, report; a failing run is reported in one line, never lost."""
+    try:
+        outcome = await call
+        outcome = await _settle(runner, outcome, args.approval, feed)
+    except TroupeError:
+        raise
+    except Exception as exc:  # a node failed after its retries: report it, the checkpoint stays resumable
+        if os.environ.get("TROUPE_DEBUG"):
+            raise
+        thread = getattr(args, "thread", None) or "THREAD"
+        print(f"troupe: run stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+              f"troupe: the checkpoint is intact; fix the cause, then `troupe resume {thread}`", file=sys.stderr)
+        return 1
+    _report(outcome, feed)
+    return 0
+
+
+async def _settle(runner: Runner, outcome: Outcome, mode: str | None, feed: Feed) -> Outcome:
+    """Answer the approval gate: ask a person at a terminal, else approve automatically (saying so)."""
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    while outcome.status == "awaiting_approval":
+        thread = outcome.info.thread_id
+        print(approval_text(outcome.interrupt), flush=True)
+        if mode == "hold":
+            return outcome
+        if mode == "auto" or not interactive:
+            why = "--auto-approve" if mode == "auto" else "no terminal to ask (--await-approval stops here instead)"
+            feed.line(f"auto-approving: {why}")
+            decision = Decision(approved=True, comment="auto-approved", by="auto")
+        else:
+            try:
+                answer = input("approve? [y/N] ").strip().lower()
+                comment = input("comment (optional): ").strip()
+            except EOFError:
+                return outcome
+            decision = Decision(approved=answer in ("y", "yes"), comment=comment, by="human")
+        outcome = await runner.approve(thread, decision, listener=feed)
+    return outcome
+
+
+def _report(outcome: Outcome, feed: Feed) -> None:
+    info = outcome.info
+    if outcome.status == "awaiting_approval":
+        print(f"\nwaiting for approval: `troupe approve {info.thread_id}` (or --reject)")
+    elif outcome.status == "completed":
+        print(f"\n{outcome.values.get('result', '')}")
+    print(f"status: {outcome.status}")
+    print(f"thread: {info.thread_id}")
+    print(f"workspace: {info.workspace}")
+
+
+async def _runs(args: argparse.Namespace) -> int:
+    async with Runner.open(args.db or default_db()) as runner:
+        infos = await runner.runs()
+        if not infos:
+            print("no runs yet: `troupe run hierarchical \"...\"`")
+        for info in infos:
+            outcome = await runner.outcome(info)
+            print(f"{info.thread_id:<32} {info.pattern:<14} {outcome.status:<18} {info.task}")
+    return 0
+
+
+async def _show(args: argparse.Namespace) -> int:
+    async with Runner.open(args.db or default_db()) as runner:
+        info = await runner.info(args.thread)
+        outcome = await runner.outcome(info)
+        messages = await runner.journal(info.thread_id)
+        progress = await runner.progress(info.thread_id)
+    plan, board = outcome.values.get("plan"), outcome.values.get("board", {})
+    if args.json:
+        doc = {
+            "thread_id": info.thread_id, "pattern": info.pattern, "task": info.task, "status": outcome.status,
+            "error": outcome.error, "context": asdict(info.context), "workspace": str(info.workspace),
+            "plan": plan.model_dump(mode="json") if plan else None,
+            "board": {k: v.model_dump(mode="json") for k, v in board.items()},
+            "progress": [p.model_dump() for p in progress],
+            "messages": [m.model_dump(mode="json") for m in messages],
+            "result": outcome.values.get("result"),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{info.thread_id}  {info.pattern}  {outcome.status}\ntask: {info.task}\nworkspace: {info.workspace}")
+    if outcome.error:
+        print(f"error: {outcome.error}")
+    if plan:
+        print(f"\nplan: {plan.summary}")
+        for t in plan.tasks:
+            rec = board[t.id]
+            print(f"  {t.id:<4}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}")
+    print(f"\nmessages ({len(messages)}):")
+    for m in messages:
+        print(f"  {describe(m)}")
+    return 0
+
+
+async def _patterns(args: argparse.Namespace) -> int:
+    for name, (_, summary) in PATTERNS.items():
+        print(f"{name:<14} {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

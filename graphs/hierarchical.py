@@ -1,0 +1,49 @@
+"""Hierarchical team: a supervisor plans, specialists work in parallel, a reviewer checks, a person approves.
+
+    plan -> dispatch -> work (Send, one per ready subtask) ┐
+              ^     -> review (Send, one per artifact)    ├-> dispatch ...
+              └───────────────────────────────────────────┘
+            dispatch -> approve (interrupt) -> synthesize -> END   (rejected: approve -> END)
+
+Dispatch runs after every super-step: subtasks whose dependencies are done start together, and
+review requests changes by sending a subtask back for another round (bounded by
+`RunContext.max_review_rounds`). Growing records go to the journal in the store; the
+checkpointed state holds only the plan, the task board and the result.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from nodes import approval, reviewer, supervisor, synthesizer, worker
+from state.context import RunContext
+from state.team import TeamInput, TeamOutput, TeamState
+
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5)
+"""Model-calling nodes retry dropped connections and timeouts; bad answers are handled in the node."""
+
+
+def build(*, node_timeout: float | None = 300.0) -> StateGraph:
+    """The uncompiled hierarchical team; compile it with a checkpointer to make runs durable.
+
+    `node_timeout` caps one attempt of a model-calling node, in seconds.
+    """
+    g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
+    agent = {"retry_policy": MODEL_RETRY, "timeout": node_timeout}
+    g.add_node("plan", supervisor.plan, **agent)
+    g.add_node("dispatch", supervisor.dispatcher(work="work", review="review", finish="approve"),
+               destinations=("work", "review", "approve"))
+    g.add_node("work", worker.work, **agent)
+    g.add_node("review", reviewer.review, **agent)
+    g.add_node("approve", approval.approval_gate(approved="synthesize"), destinations=("synthesize", END))
+    g.add_node("synthesize", synthesizer.synthesize, **agent)
+    g.add_edge(START, "plan")
+    g.add_edge("plan", "dispatch")
+    g.add_edge("work", "dispatch")
+    g.add_edge("review", "dispatch")
+    g.add_edge("synthesize", END)
+    return g
+
+
+graph = build().compile(name="hierarchical")

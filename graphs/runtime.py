@@ -1,0 +1,203 @@
+"""The durable runtime: compiles a pattern with a SQLite checkpointer, store and cache, and runs,
+resumes and approves runs by thread.
+
+One SQLite file holds everything of a run: LangGraph's checkpoints and the store (the run index,
+each run's journal and its shared context records); LangGraph's node cache sits beside it. Steps are written with
+`durability="sync"`, so a run killed at any point resumes from its last super-step, and work
+finished within that step (pending writes) is not done again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langgraph.cache.sqlite import SqliteCache
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+from langgraph.types import Command
+
+from graphs.registry import builder
+from nodes.models import ModelSpecError, check_specs
+from nodes.offline_roles import subject_of
+from nodes.teams import get_team
+from state.context import RunContext
+from state.protocol import AnyMessage
+from state.team import CHECKPOINTED_TYPES, Decision
+from tools.context_store import ProgressRecord, read_progress
+from tools.journal import read_all, read_messages
+
+INDEX = ("index", "runs")
+THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+Listener = Callable[[str, Any], None]
+"""Receives each streamed event as (stream mode, chunk)."""
+
+
+class TroupeError(Exception):
+    """A user's mistake or a state that forbids the request; the message says what and why."""
+
+
+def default_db() -> Path:
+    """`$TROUPE_DB`, else troupe.sqlite in the user's data folder."""
+    if os.environ.get("TROUPE_DB"):
+        return Path(os.environ["TROUPE_DB"])
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data / "troupe" / "troupe.sqlite"
+
+
+def cache_file(db: Path) -> Path:
+    """The node cache lives beside the db, in its own file (its sync connection must not contend for locks)."""
+    return db.with_name(db.stem + ".cache" + db.suffix)
+
+
+@dataclass
+class RunInfo:
+    """What the index keeps of a run: enough to resume it with the same settings."""
+
+    thread_id: str
+    pattern: str
+    task: str
+    context: RunContext
+    created: float
+
+    @property
+    def workspace(self) -> Path:
+        return Path(self.context.workspace_root) / self.thread_id
+
+
+@dataclass
+class Outcome:
+    """Where a run stands after a call returned."""
+
+    info: RunInfo
+    status: str
+    values: dict[str, Any]
+    interrupt: Any = None
+    error: str | None = None
+
+
+class Runner:
+    """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`."""
+
+    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, cache: SqliteCache) -> None:
+        self.db, self.saver, self.store, self.cache = db, saver, store, cache
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, db: Path) -> AsyncIterator[Runner]:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        serde = JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINTED_TYPES))
+        async with aiosqlite.connect(db) as saver_conn, aiosqlite.connect(db, isolation_level=None) as store_conn:
+            saver = AsyncSqliteSaver(saver_conn, serde=serde)
+            store = AsyncSqliteStore(store_conn)
+            await saver.setup()
+            await store.setup()
+            yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))))
+
+    def compile(self, info: RunInfo) -> CompiledStateGraph:
+        build = builder(info.pattern)
+        return build().compile(checkpointer=self.saver, store=self.store, cache=self.cache, name=info.pattern)
+
+    async def start(self, pattern: str, task: str, ctx: RunContext, *, thread_id: str | None = None,
+                    listener: Listener | None = None) -> Outcome:
+        """Start a new run of `pattern` on `task`; returns at the approval gate or the end."""
+        task = task.strip()
+        if not task:
+            raise TroupeError("the task is empty: say what the team should do")
+        try:
+            builder(pattern)
+            check_specs(ctx)
+            get_team(ctx.team)
+        except (LookupError, ModelSpecError) as exc:
+            raise TroupeError(str(exc).strip("'\"")) from None
+        thread_id = thread_id or _new_thread_id(task)
+        if not THREAD_ID.match(thread_id):
+            raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
+        if await self.store.aget(INDEX, thread_id) is not None:
+            raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
+        if ctx.workspace_root == RunContext.workspace_root:
+            ctx.workspace_root = str(self.db.parent / "workspaces")
+        ctx.workspace_root = str(Path(ctx.workspace_root).resolve())
+        info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time())
+        await self.store.aput(INDEX, thread_id, asdict(info), index=False)
+        return await self._drive(info, {"task": task}, listener)
+
+    async def resume(self, thread_id: str, *, listener: Listener | None = None) -> Outcome:
+        """Continue a stopped, failed or killed run from its last saved super-step."""
+        info = await self.info(thread_id)
+        outcome = await self.outcome(info)
+        if outcome.status == "awaiting_approval":
+            return outcome
+        if outcome.status in ("completed", "rejected"):
+            raise TroupeError(f"run {thread_id!r} is already {outcome.status}; nothing to resume")
+        return await self._drive(info, None, listener)
+
+    async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
+        """Answer a run waiting at its approval gate and carry it on."""
+        info = await self.info(thread_id)
+        outcome = await self.outcome(info)
+        if outcome.status != "awaiting_approval":
+            raise TroupeError(f"run {thread_id!r} is not waiting for approval (status: {outcome.status})")
+        return await self._drive(info, Command(resume=decision.model_dump()), listener)
+
+    async def info(self, thread_id: str) -> RunInfo:
+        item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
+        if item is None:
+            raise TroupeError(f"no run with thread id {thread_id!r} in {self.db} (see `troupe runs`)")
+        data = dict(item.value)
+        return RunInfo(**{**data, "context": RunContext(**data["context"])})
+
+    async def runs(self) -> list[RunInfo]:
+        values = await read_all(self.store, INDEX)
+        infos = [RunInfo(**{**v, "context": RunContext(**v["context"])}) for v in values]
+        return sorted(infos, key=lambda i: i.created)
+
+    async def outcome(self, info: RunInfo) -> Outcome:
+        """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected."""
+        snapshot = await self.compile(info).aget_state(_config(info))
+        errors = [t.error for t in snapshot.tasks if t.error]
+        if snapshot.interrupts:
+            status = "awaiting_approval"
+        elif errors:
+            status = "failed"
+        elif snapshot.next or not snapshot.values:
+            status = "stopped"
+        else:
+            status = snapshot.values.get("status", "stopped")
+        interrupt = snapshot.interrupts[0].value if snapshot.interrupts else None
+        error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+        return Outcome(info, status, dict(snapshot.values), interrupt, error)
+
+    async def journal(self, thread_id: str) -> list[AnyMessage]:
+        return await read_messages(self.store, thread_id)
+
+    async def progress(self, thread_id: str) -> list[ProgressRecord]:
+        return await read_progress(self.store, thread_id)
+
+    async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
+        graph = self.compile(info)
+        stream = graph.astream(payload, _config(info), context=info.context, stream_mode=["updates", "custom"],
+                               durability="sync")
+        async for mode, chunk in stream:
+            if listener is not None:
+                listener(mode, chunk)
+        return await self.outcome(info)
+
+
+def _config(info: RunInfo) -> dict[str, Any]:
+    return {"configurable": {"thread_id": info.thread_id}}
+
+
+def _new_thread_id(task: str) -> str:
+    words = re.findall(r"[a-z0-9]+", subject_of(task).lower())[:3] or ["run"]
+    return f"{'-'.join(words)}-{uuid.uuid4().hex[:4]}"

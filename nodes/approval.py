@@ -1,0 +1,54 @@
+"""The approval gate: the run stops (LangGraph `interrupt`) until a person approves or rejects."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+from pydantic import ValidationError
+
+from nodes import scope
+from state.context import RunContext
+from state.protocol import CheckpointMsg
+from state.team import Decision, TeamState
+
+QUESTION = "Approve the team's work for final assembly?"
+
+
+def approval_request(state: TeamState) -> dict:
+    """What the approver is shown: the question and where every subtask stands."""
+    plan = state["plan"]
+    assert plan is not None
+    board = state["board"]
+    return {
+        "question": QUESTION,
+        "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
+                   "artifact": board[t.id].artifact, "reason": board[t.id].reason} for t in plan.tasks],
+        "answer": {"approved": "true|false", "comment": "optional text"},
+    }
+
+
+def approval_gate(*, approved: str) -> Callable[..., Awaitable[Command]]:
+    """The gate node: on approval the run goes on to `approved`, on rejection it ends."""
+
+    async def approve(state: TeamState, runtime: Runtime[RunContext]) -> Command:
+        request = approval_request(state)
+        while True:
+            answer = interrupt(request)
+            try:
+                decision = Decision.model_validate(answer)
+                break
+            except ValidationError:
+                request = {**request, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+        label = "approved" if decision.approved else "rejected"
+        await scope.journal(runtime).post(
+            CheckpointMsg(sender=decision.by, recipient="supervisor", correlation_id="approval", label=label,
+                          note=decision.comment)
+        )
+        if decision.approved:
+            return Command(goto=approved, update={"decision": decision})
+        return Command(goto=END, update={"decision": decision, "status": "rejected"})
+
+    return approve

@@ -1,0 +1,156 @@
+"""The offline default model: a real chat model that needs no network and no key.
+
+It reads the JSON brief our nodes put in their prompts and answers as its role would
+(see `nodes.offline_roles`): with tool calls when tools are bound, with structured output
+through `with_structured_output`, with token usage, an optional simulated latency, and
+injectable failures for tests. It is labelled as what it is: a stand-in, not an LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from nodes import offline_roles
+
+OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
+_BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)
+
+
+class InjectedFailure(ConnectionError):
+    """Raised by the offline model when a test told it to fail (retryable, like a dropped connection)."""
+
+
+class OfflineChatModel(BaseChatModel):
+    """Deterministic role-playing chat model. Same seed, same answers."""
+
+    role: str = "worker"
+    seed: int = 7
+    latency: float = 0.0
+    draft_flaw_rate: float = 0.4
+    fail: str | None = None
+    """'raise', 'timeout' or 'malformed'; with ':N' only while `attempt` <= N."""
+    attempt: int = 1
+    """The caller's attempt number (a node's retry count), for ':N' failures."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "troupe-offline"
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        mode = self._failure_mode()
+        if mode == "timeout":
+            time.sleep(3600)
+        time.sleep(self.latency)
+        return self._answer(messages, kwargs.get("tools") or [], mode)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        mode = self._failure_mode()
+        if mode == "timeout":
+            await asyncio.sleep(3600)
+        await asyncio.sleep(self.latency)
+        return self._answer(messages, kwargs.get("tools") or [], mode)
+
+    def _failure_mode(self) -> str | None:
+        if not self.fail:
+            return None
+        mode, _, upto = self.fail.partition(":")
+        if upto and self.attempt > int(upto):
+            return None
+        if mode == "raise":
+            raise InjectedFailure(f"offline model told to fail for role {self.role!r} (attempt {self.attempt})")
+        return mode
+
+    def _answer(self, messages: list[BaseMessage], tools: list[dict[str, Any]], mode: str | None) -> ChatResult:
+        brief = _brief(messages)
+        names = [t["function"]["name"] for t in tools]
+        tool_call: dict[str, Any] | None = None
+        content = ""
+        if mode == "malformed":
+            if names:
+                tool_call = {"name": names[0], "args": {"unexpected": "<<garbage>>"}}
+            else:
+                content = "<<garbage>>"
+        elif self.role == "planner" and names:
+            tool_call = {"name": names[0], "args": offline_roles.plan(brief)}
+        elif self.role == "reviewer" and names:
+            tool_call = {"name": names[0], "args": offline_roles.review(brief)}
+        elif self.role == "worker":
+            if "write_file" in names and not _answered_tool(messages):
+                body, _ = offline_roles.draft(brief, seed=self.seed, flaw_rate=self.draft_flaw_rate)
+                tool_call = {"name": "write_file", "args": {"path": brief["path"], "content": body}}
+            else:
+                content = offline_roles.summary(brief, brief.get("path", "the artifact"))
+        elif self.role == "synthesizer":
+            content = offline_roles.report(brief)
+        else:
+            content = f"[{OFFLINE_LABEL}] {self.role}: noted."
+        message = AIMessage(content=content, response_metadata={"model_name": "offline", "finish_reason": "stop"})
+        if tool_call is not None:
+            call_id = "call_" + hashlib.sha256(json.dumps(tool_call, sort_keys=True).encode()).hexdigest()[:12]
+            message.tool_calls = [{**tool_call, "id": call_id, "type": "tool_call"}]
+        prompt_tokens = sum(count_tokens(_text(m)) for m in messages)
+        out_tokens = count_tokens(content + (json.dumps(tool_call["args"]) if tool_call else ""))
+        message.usage_metadata = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": out_tokens,
+            "total_tokens": prompt_tokens + out_tokens,
+        }
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def count_tokens(text: str) -> int:
+    """A tokenizer-free estimate (~4 characters a token), so counting never needs a download."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+def _text(message: BaseMessage) -> str:
+    return message.content if isinstance(message.content, str) else json.dumps(message.content)
+
+
+def _brief(messages: list[BaseMessage]) -> dict[str, Any]:
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            found = _BRIEF.findall(_text(m))
+            if found:
+                return json.loads(found[-1])
+            return {"task": _text(m)}
+    return {}
+
+
+def _answered_tool(messages: list[BaseMessage]) -> bool:
+    return any(isinstance(m, ToolMessage) for m in messages)

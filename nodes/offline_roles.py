@@ -1,0 +1,179 @@
+"""How the offline model plays each role: deterministic, plausible answers to our briefs.
+
+Each function takes the JSON brief a node put in its prompt and returns what a capable
+model would: a plan, an artifact, a review verdict or a report. Nothing here is random
+beyond a `random.Random` seeded from the run's seed and the subtask, so a seed replays a run.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+# (capability, title, description, depends_on capabilities, acceptance criteria)
+_Step = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]
+
+_SOFTWARE: list[_Step] = [
+    ("design", "Design the data model and API contract for {subject}",
+     "Decide the resources, their fields and every endpoint, so the builders share one contract.", (),
+     ("Lists every resource with its fields and types", "Specifies each endpoint with method, path and payloads",
+      "Defines error responses and status codes")),
+    ("persistence", "Implement the storage layer for {subject}",
+     "A repository that stores the resources of the contract.", ("design",),
+     ("Provides create, read, update and delete operations", "Keeps a schema for every resource in the contract",
+      "Reports a missing record as a clear error")),
+    ("backend", "Implement the {subject} endpoints",
+     "Request handlers for every endpoint in the contract.", ("design",),
+     ("Implements every endpoint in the contract", "Validates request bodies",
+      "Returns the documented status codes")),
+    ("frontend", "Build the user interface for {subject}",
+     "Screens that let a person use every feature.", ("design",),
+     ("Offers a screen for every user task", "Shows validation errors next to the field")),
+    ("testing", "Write automated tests for {subject}",
+     "Tests that exercise the endpoints and the storage layer.", ("persistence", "backend"),
+     ("Covers every endpoint", "Covers invalid input", "Runs with one command")),
+    ("documentation", "Write the README and API reference for {subject}",
+     "What a new user reads first.", ("design", "backend"),
+     ("Explains how to install and run", "Documents every endpoint with an example")),
+]
+
+_CONTENT: list[_Step] = [
+    ("research", "Research the facts and sources for {subject}",
+     "Collect the key facts, figures and sources.", (),
+     ("Lists at least five key facts", "Names a source for every fact")),
+    ("outline", "Outline the piece on {subject}", "Structure and argument.", ("research",),
+     ("Has an introduction, body sections and a conclusion", "States the main message in one sentence")),
+    ("writing", "Write the draft on {subject}", "The full text following the outline.", ("outline",),
+     ("Follows the outline", "Uses every key fact from the research")),
+    ("editing", "Edit the draft on {subject}", "Tighten, check facts and style.", ("writing", "research"),
+     ("Fixes unclear sentences", "Checks every fact against its source")),
+]
+
+_GENERIC: list[_Step] = [
+    ("research", "Analyse the problem: {subject}", "Understand the goal, the constraints and the options.", (),
+     ("States the goal and constraints", "Compares at least two options")),
+    ("design", "Propose a solution for {subject}", "Choose an option and plan its parts.", ("research",),
+     ("Justifies the chosen option", "Breaks the solution into parts")),
+    ("backend", "Carry out the solution for {subject}", "Produce the deliverable.", ("design",),
+     ("Delivers every part of the design", "Notes any open issue")),
+    ("documentation", "Document the outcome of {subject}", "What was done and how to use it.", ("backend",),
+     ("Summarises the outcome", "Explains how to use the result")),
+]
+
+_SOFTWARE_WORDS = re.compile(r"\b(api|rest|service|backend|endpoint|app|application|website|server|database|cli|"
+                             r"library|sdk|microservice|crud|web)\b", re.I)
+_CONTENT_WORDS = re.compile(r"\b(article|blog|post|essay|newsletter|story|guide|whitepaper|report)\b", re.I)
+_LEADING = re.compile(r"^\s*(please\s+)?(build|create|make|write|implement|develop|design|draft|produce|set up)\s+"
+                      r"(me\s+)?(an?|the)?\s*", re.I)
+_FRONTEND_WORDS = re.compile(r"\b(ui|frontend|front-end|website|web app|dashboard|screen)\b", re.I)
+
+
+def subject_of(task: str) -> str:
+    """'Build a REST API for todo management' -> 'todo management'."""
+    text = _LEADING.sub("", task.strip().rstrip("."))
+    m = re.search(r"\b(?:for|about|on|of)\s+(.+)$", text, re.I)
+    return (m.group(1) if m else text).strip() or task.strip()
+
+
+def plan(brief: dict[str, Any]) -> dict[str, Any]:
+    """Decompose the task into subtasks the available roles can do."""
+    task: str = brief["task"]
+    available = {c for role in brief.get("roles", []) for c in role.get("capabilities", [])}
+    if _SOFTWARE_WORDS.search(task):
+        steps = [s for s in _SOFTWARE if s[0] != "frontend" or _FRONTEND_WORDS.search(task)]
+    elif _CONTENT_WORDS.search(task):
+        steps = _CONTENT
+    else:
+        steps = _GENERIC
+    steps = [s for s in steps if not available or s[0] in available]
+    subject = subject_of(task)
+    ids = {cap: f"T{i}" for i, (cap, *_rest) in enumerate(steps, start=1)}
+    subtasks = [
+        {
+            "id": ids[cap],
+            "title": title.format(subject=subject),
+            "description": desc,
+            "capability": cap,
+            "depends_on": [ids[d] for d in deps if d in ids],
+            "acceptance_criteria": list(criteria),
+        }
+        for cap, title, desc, deps, criteria in steps
+    ]
+    summary = f"Split '{task}' into {len(subtasks)} subtasks; independent ones run in parallel."
+    return {"summary": summary, "subtasks": subtasks}
+
+
+def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float) -> tuple[str, list[str]]:
+    """The artifact a worker writes: its content and the criteria it really addresses.
+
+    A seeded share of first drafts leaves one criterion out, so the review loop has work.
+    """
+    sub = brief["subtask"]
+    criteria: list[str] = list(sub["acceptance_criteria"])
+    rng = random.Random(f"{seed}:{sub['id']}:{sub['title']}")
+    if brief.get("round", 1) == 1 and len(criteria) > 1 and rng.random() < flaw_rate:
+        criteria.remove(rng.choice(criteria))
+    lines = [f"# {sub['title']}", "", sub["description"], ""]
+    if brief.get("inputs"):
+        lines += ["Builds on: " + ", ".join(f"{i['task_id']} ({i['path']})" for i in brief["inputs"]), ""]
+    if brief.get("feedback"):
+        lines += ["Addressed review points: " + "; ".join(brief["feedback"]), ""]
+    lines += [f"- [x] {c}: {_how(c, sub)}" for c in criteria]
+    body = "\n".join(lines) + "\n"
+    if brief.get("path", "").endswith(".py"):
+        resource = re.sub(r"\W+", "_", subject_of(sub["title"]).split()[0].lower()) or "item"
+        body = '"""' + body + '"""\n\n' + _code(sub["capability"], resource)
+    return body, criteria
+
+
+def review(brief: dict[str, Any]) -> dict[str, Any]:
+    """Check an artifact against its acceptance criteria: every criterion must be addressed."""
+    artifact: str = brief["artifact"]
+    unmet = [c for c in brief["acceptance_criteria"] if c.lower() not in artifact.lower()]
+    if unmet:
+        return {"approved": False, "unmet_criteria": unmet,
+                "feedback": "Not addressed yet: " + "; ".join(unmet)}
+    return {"approved": True, "unmet_criteria": [], "feedback": "Meets every acceptance criterion."}
+
+
+def report(brief: dict[str, Any]) -> str:
+    """The final assembly: what was delivered, where, and what is open."""
+    lines = [f"# {brief['task']}", "", brief.get("plan_summary", ""), "", "## Deliverables"]
+    for t in brief["tasks"]:
+        where = f" -> `{t['path']}`" if t.get("path") else ""
+        lines.append(f"- {t['id']} {t['title']} ({t['assignee']}, {t['status']}){where}")
+        if t.get("summary"):
+            lines.append(f"  {t['summary']}")
+    open_items = [t for t in brief["tasks"] if t["status"] != "done"]
+    lines += ["", "## Open items"]
+    lines += [f"- {t['id']}: {t.get('reason') or t['status']}" for t in open_items] or ["- none"]
+    if brief.get("comment"):
+        lines += ["", f"Approver's note: {brief['comment']}"]
+    return "\n".join(lines) + "\n"
+
+
+def summary(brief: dict[str, Any], path: str) -> str:
+    sub = brief["subtask"]
+    return f"Wrote {path}: {sub['title'].lower()}, covering {len(sub['acceptance_criteria'])} criteria."
+
+
+def _how(criterion: str, sub: dict[str, Any]) -> str:
+    return f"handled in this {sub['capability']} deliverable"
+
+
+def _code(capability: str, resource: str) -> str:
+    cls = resource.title().replace("_", "")
+    if capability == "testing":
+        return (f"from store import {cls}Store\n\n\ndef test_create_and_get():\n    store = {cls}Store()\n"
+                f"    item = store.create({{'title': 'x'}})\n    assert store.get(item['id'])['title'] == 'x'\n")
+    if capability == "persistence":
+        return (f"class {cls}Store:\n    def __init__(self):\n        self._rows, self._next = {{}}, 1\n\n"
+                f"    def create(self, data):\n        row = {{'id': self._next, **data}}\n"
+                f"        self._rows[self._next], self._next = row, self._next + 1\n        return row\n\n"
+                f"    def get(self, id):\n        if id not in self._rows:\n"
+                f"            raise KeyError(f'{resource} {{id}} not found')\n        return self._rows[id]\n")
+    return (f"ROUTES = {{\n    ('GET', '/{resource}s'): 'list_{resource}s',\n"
+            f"    ('POST', '/{resource}s'): 'create_{resource}',\n    ('GET', '/{resource}s/{{id}}'): 'get_{resource}',\n"
+            f"    ('PATCH', '/{resource}s/{{id}}'): 'update_{resource}',\n"
+            f"    ('DELETE', '/{resource}s/{{id}}'): 'delete_{resource}',\n}}\n")

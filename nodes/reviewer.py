@@ -1,0 +1,60 @@
+"""The reviewer: checks one artifact against its subtask's acceptance criteria."""
+
+from __future__ import annotations
+
+from langchain_core.exceptions import OutputParserException
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+
+from nodes import scope
+from nodes.briefs import prompt
+from nodes.models import get_model
+from state.context import RunContext
+from state.plan import TaskStatus
+from state.protocol import ReviewResult
+from state.team import ReviewOrder, ReviewVerdict
+
+NAME = "reviewer"
+
+REVIEWER_PROMPT = """You are a demanding reviewer. You approve an artifact only when it meets every acceptance \
+criterion; otherwise you list the unmet criteria and say concretely what to change."""
+
+REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria."
+
+
+async def review(order: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
+    ctx, task = runtime.context, order.subtask
+    try:
+        artifact = (scope.workspace(runtime) / order.path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return await _fail(runtime, order, f"cannot read artifact {order.path}: {exc.strerror}")
+    brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": order.path,
+             "round": order.round, "artifact": artifact}
+    model = get_model("reviewer", ctx, attempt=scope.attempt(runtime)).with_structured_output(ReviewVerdict)
+    try:
+        verdict = await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief))
+    except (ValidationError, OutputParserException) as exc:
+        return await _fail(runtime, order, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
+    await scope.journal(runtime).post(
+        ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
+                     round=order.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
+    )
+    patch: dict[str, object]
+    if verdict.approved:
+        patch = {"status": TaskStatus.DONE}
+    elif order.round < ctx.max_review_rounds:
+        patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
+    else:
+        patch = {"status": TaskStatus.FAILED, "reason": f"still unresolved after {order.round} rounds: {verdict.feedback}"}
+    await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, order.round)
+    return {"board": {task.id: patch}}
+
+
+async def _fail(runtime: Runtime[RunContext], order: ReviewOrder, reason: str) -> dict:
+    task = order.subtask
+    await scope.journal(runtime).post(
+        ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=False,
+                     round=order.round, feedback=reason)
+    )
+    await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, order.round)
+    return {"board": {task.id: {"status": TaskStatus.FAILED, "reason": reason}}}

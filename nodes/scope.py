@@ -1,0 +1,38 @@
+"""What a node can reach of its run: the journal, the workspace folder, its attempt number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from state.context import RunContext
+from tools.context_store import ProgressRecord, record_progress
+from tools.journal import Journal
+
+UNSAVED = "unsaved"
+"""Thread name used when a graph runs without a checkpointer (no thread id)."""
+
+
+def thread_of(runtime: Runtime[RunContext]) -> str:
+    return runtime.execution_info.thread_id or UNSAVED
+
+
+def journal(runtime: Runtime[RunContext]) -> Journal:
+    return Journal(runtime.store, thread_of(runtime), runtime.stream_writer)
+
+
+def workspace(runtime: Runtime[RunContext]) -> Path:
+    root = Path(runtime.context.workspace_root) / thread_of(runtime)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def attempt(runtime: Runtime[RunContext]) -> int:
+    return runtime.execution_info.node_attempt
+
+
+async def progress(runtime: Runtime[RunContext], task_id: str, status: str, assignee: str, round: int) -> None:
+    """Record a subtask's progress in the shared context store."""
+    record = ProgressRecord(task_id=task_id, status=status, assignee=assignee, round=round)
+    await record_progress(runtime.store, thread_of(runtime), record)

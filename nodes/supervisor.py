@@ -1,0 +1,125 @@
+"""The supervisor: plans the work, then dispatches ready subtasks and artifacts to review.
+
+`plan` asks the planner model for a decomposition and assigns each subtask to a role by
+capability. `dispatcher` is the supervisor's deterministic half: after every super-step it
+reads the task board and fans out, with `Send`, every subtask whose dependencies are done and
+every artifact waiting for review; when nothing is left it moves on to the approval gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from langchain_core.exceptions import OutputParserException
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Send
+from pydantic import ValidationError
+
+from nodes import scope
+from nodes.briefs import prompt
+from nodes.models import get_model
+from nodes.teams import get_team
+from state.context import RunContext
+from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, TaskRecord, TaskStatus
+from state.protocol import AnyMessage, Blocker, CheckpointMsg, TaskAssign
+from state.team import Handoff, ReviewOrder, TeamState, WorkOrder
+
+NAME = "supervisor"
+
+PLANNER_PROMPT = """You are the supervisor of a team of specialists. You decompose a task into subtasks that \
+specialists can do independently, with explicit dependencies, so that independent subtasks run in parallel."""
+
+PLAN_INSTRUCTIONS = """Decompose the task below. Give every subtask a short id (T1, T2, ...), one capability taken \
+from the roles' capabilities, the ids it depends on, and 2-4 checkable acceptance criteria."""
+
+
+class PlanningError(RuntimeError):
+    """The planner could not produce a usable plan."""
+
+
+async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+    task = (state.get("task") or "").strip()
+    if not task:
+        raise PlanningError("the task is empty: say what the team should do")
+    team = get_team(runtime.context.team)
+    brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
+    planner = get_model("planner", runtime.context, attempt=scope.attempt(runtime)).with_structured_output(PlanDraft)
+    try:
+        draft = await planner.ainvoke(prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief))
+    except (ValidationError, OutputParserException) as exc:
+        raise PlanningError(f"the planner's answer is not a valid plan: {str(exc).splitlines()[0]}") from exc
+    try:
+        tasks = [PlannedTask(**s.model_dump(), assignee=team.for_capability(s.capability).name) for s in draft.subtasks]
+    except LookupError as exc:
+        raise PlanningError(str(exc)) from exc
+    await scope.journal(runtime).post(
+        CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan", note=draft.summary)
+    )
+    return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+            "status": "working"}
+
+
+def dispatcher(*, work: str, review: str, finish: str) -> Callable[..., Awaitable[Command]]:
+    """The dispatch node, sending subtasks to `work`, artifacts to `review`, and the run to `finish` when done."""
+
+    async def dispatch(state: TeamState, runtime: Runtime[RunContext]) -> Command:
+        plan = state["plan"]
+        assert plan is not None, "dispatch runs after plan"
+        board = dict(state["board"])
+        changed: dict[str, TaskRecord] = {}
+        sends: list[Send] = []
+        messages: list[AnyMessage] = []
+        for t in _topological(plan):
+            rec = board[t.id]
+            if rec.status == TaskStatus.PENDING:
+                failed = [d for d in t.depends_on if board[d].status in (TaskStatus.FAILED, TaskStatus.BLOCKED)]
+                if failed:
+                    reason = f"depends on {', '.join(failed)}, which did not finish"
+                    rec = rec.model_copy(update={"status": TaskStatus.BLOCKED, "reason": reason})
+                    messages.append(Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id, reason=reason))
+                elif all(board[d].status == TaskStatus.DONE for d in t.depends_on):
+                    rec = rec.model_copy(update={"status": TaskStatus.ASSIGNED})
+            if rec.status == TaskStatus.ASSIGNED:
+                rec = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
+                inputs = [_handoff(plan.get(d), board[d]) for d in t.depends_on]
+                sends.append(Send(work, WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs)))
+                messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
+                                           round=rec.round, feedback=rec.feedback))
+            elif rec.status == TaskStatus.IN_REVIEW and rec.artifact:
+                sends.append(Send(review, ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)))
+            if rec != board[t.id]:
+                board[t.id] = changed[t.id] = rec
+                await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
+        if sends:
+            await scope.journal(runtime).post(*messages)
+            return Command(goto=sends, update={"board": changed})
+        if not all(r.status in TERMINAL for r in board.values()):
+            raise RuntimeError(f"no subtask can progress: {({k: v.status.value for k, v in board.items()})}")
+        done = sum(r.status == TaskStatus.DONE for r in board.values())
+        messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id="approval",
+                                      label="approval requested", note=f"{done}/{len(board)} subtasks done"))
+        await scope.journal(runtime).post(*messages)
+        return Command(goto=finish, update={"board": changed, "status": "awaiting_approval"})
+
+    return dispatch
+
+
+def _handoff(task: PlannedTask, rec: TaskRecord) -> Handoff:
+    return Handoff(task_id=task.id, title=task.title, path=rec.artifact or "", summary=rec.summary or "")
+
+
+def _topological(plan: Plan) -> list[PlannedTask]:
+    """Dependencies before dependents, so a failure blocks its whole chain in one pass."""
+    order: list[PlannedTask] = []
+    seen: set[str] = set()
+
+    def visit(t: PlannedTask) -> None:
+        if t.id not in seen:
+            seen.add(t.id)
+            for d in t.depends_on:
+                visit(plan.get(d))
+            order.append(t)
+
+    for t in plan.tasks:
+        visit(t)
+    return order

@@ -1,0 +1,42 @@
+"""The synthesizer: assembles the approved work into the run's final result."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from nodes import scope
+from nodes.briefs import prompt
+from nodes.models import get_model
+from state.context import RunContext
+from state.protocol import CheckpointMsg
+from state.team import TeamState
+
+NAME = "synthesizer"
+RESULT_FILE = "SUMMARY.md"
+
+SYNTHESIZER_PROMPT = """You assemble a team's finished work into one clear report for the person who asked."""
+
+SYNTHESIS_INSTRUCTIONS = """Write the final report in Markdown: what was delivered (each subtask with its file), \
+how the parts fit together, and what is still open."""
+
+
+async def synthesize(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+    plan, board, decision = state["plan"], state["board"], state.get("decision")
+    assert plan is not None
+    brief = {
+        "task": state["task"],
+        "plan_summary": plan.summary,
+        "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
+                   "path": board[t.id].artifact, "summary": board[t.id].summary, "reason": board[t.id].reason}
+                  for t in plan.tasks],
+        "comment": decision.comment if decision else "",
+    }
+    model = get_model("synthesizer", runtime.context, attempt=scope.attempt(runtime))
+    reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
+    result = reply.text.strip()
+    (scope.workspace(runtime) / RESULT_FILE).write_text(result + "\n", encoding="utf-8")
+    await scope.journal(runtime).post(
+        CheckpointMsg(sender=NAME, recipient="user", correlation_id="result", label="completed",
+                      note=f"final report written to {RESULT_FILE}")
+    )
+    return {"result": result, "status": "completed"}

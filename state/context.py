@@ -1,0 +1,43 @@
+"""Run settings: passed to every run as LangGraph's `context`, read by nodes through the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(kw_only=True)
+class RunContext:
+    """Settings of one run. Stored with the run so that a resume uses the same ones."""
+
+    team: str = "software"
+    """Name of the ready-made team whose roles the supervisor assigns from."""
+
+    model: str = "offline"
+    """Default model spec for every agent: 'offline' or 'openai:<model name>'."""
+
+    models: dict[str, str] = field(default_factory=dict)
+    """Per model role overrides, e.g. {'planner': 'openai:gpt-4o', 'router': 'openai:gpt-4o-mini'}."""
+
+    base_url: str | None = None
+    """OpenAI-compatible endpoint for 'openai:' specs (None: the client's default)."""
+
+    seed: int = 7
+    """Seed of the offline model: same seed, same run."""
+
+    latency: float = 0.0
+    """Simulated seconds per offline model call."""
+
+    draft_flaw_rate: float = 0.4
+    """Share of first drafts the offline model leaves short of an acceptance criterion."""
+
+    fail: dict[str, str] = field(default_factory=dict)
+    """Offline failure injection per model role: 'raise', 'timeout' or 'malformed', with ':N' for the first N calls only."""
+
+    max_review_rounds: int = 3
+    """Work rounds a subtask gets before an unresolved review fails it."""
+
+    max_tool_turns: int = 4
+    """Model turns a worker gets to use its tools before it must answer."""
+
+    workspace_root: str = "workspaces"
+    """Folder under which each run gets a workspace named after its thread."""

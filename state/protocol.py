@@ -1,0 +1,117 @@
+"""Typed messages agents exchange. Together they are a run's audit trail.
+
+Every message carries sender, recipient, correlation id (the subtask or decision it is
+about) and a timestamp; `kind` discriminates the union so a stored message parses back to
+its own class with `parse_message`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+
+class Kind(StrEnum):
+    TASK_ASSIGN = "TASK_ASSIGN"
+    PROGRESS = "PROGRESS"
+    BLOCKER = "BLOCKER"
+    ARTIFACT = "ARTIFACT"
+    QUERY = "QUERY"
+    CONFLICT = "CONFLICT"
+    REVIEW_REQUEST = "REVIEW_REQUEST"
+    REVIEW_RESULT = "REVIEW_RESULT"
+    REPLAN = "REPLAN"
+    CHECKPOINT = "CHECKPOINT"
+
+
+def _message_id() -> str:
+    # Time-ordered so that a store listing sorts into the order things happened.
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+class Message(BaseModel):
+    """Fields every protocol message has."""
+
+    id: str = Field(default_factory=_message_id)
+    sender: str
+    recipient: str
+    correlation_id: str = Field(description="The subtask id or run-level topic the message is about.")
+    timestamp: float = Field(default_factory=time.time)
+
+
+class TaskAssign(Message):
+    kind: Literal[Kind.TASK_ASSIGN] = Kind.TASK_ASSIGN
+    title: str
+    round: int
+    feedback: list[str] = Field(default_factory=list)
+
+
+class Progress(Message):
+    kind: Literal[Kind.PROGRESS] = Kind.PROGRESS
+    note: str
+
+
+class Blocker(Message):
+    kind: Literal[Kind.BLOCKER] = Kind.BLOCKER
+    reason: str
+
+
+class ArtifactMsg(Message):
+    kind: Literal[Kind.ARTIFACT] = Kind.ARTIFACT
+    path: str
+    sha256: str
+    summary: str
+    round: int
+
+
+class Query(Message):
+    kind: Literal[Kind.QUERY] = Kind.QUERY
+    question: str
+
+
+class Conflict(Message):
+    kind: Literal[Kind.CONFLICT] = Kind.CONFLICT
+    topic: str
+    description: str
+
+
+class ReviewRequest(Message):
+    kind: Literal[Kind.REVIEW_REQUEST] = Kind.REVIEW_REQUEST
+    path: str
+    round: int
+
+
+class ReviewResult(Message):
+    kind: Literal[Kind.REVIEW_RESULT] = Kind.REVIEW_RESULT
+    approved: bool
+    round: int
+    unmet_criteria: list[str] = Field(default_factory=list)
+    feedback: str = ""
+
+
+class Replan(Message):
+    kind: Literal[Kind.REPLAN] = Kind.REPLAN
+    reason: str
+    tasks: list[str] = Field(default_factory=list, description="Ids of the subtasks in the new plan.")
+
+
+class CheckpointMsg(Message):
+    kind: Literal[Kind.CHECKPOINT] = Kind.CHECKPOINT
+    label: str
+    note: str = ""
+
+
+AnyMessage = Annotated[
+    TaskAssign | Progress | Blocker | ArtifactMsg | Query | Conflict | ReviewRequest | ReviewResult | Replan | CheckpointMsg,
+    Field(discriminator="kind"),
+]
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+
+
+def parse_message(data: dict) -> AnyMessage:
+    """Rebuild a stored message as its own class."""
+    return _adapter.validate_python(data)

@@ -1,0 +1,1 @@
+"""What agents act on: workspace files, the run's journal and the shared context store."""

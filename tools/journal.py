@@ -1,0 +1,55 @@
+"""A run's journal: its protocol messages, kept in the LangGraph store rather than the checkpointed state.
+
+LangGraph's SQLite saver writes the whole state at every step, so a growing list there costs
+quadratic storage. The journal puts each message once into the store, keyed by a
+time-ordered id, and streams it live on the graph's `custom` stream mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.store.base import BaseStore
+from langgraph.types import StreamWriter
+
+from state.protocol import AnyMessage, parse_message
+
+PAGE = 500
+
+
+def namespace(thread_id: str, kind: str) -> tuple[str, ...]:
+    """Where a run's records of one kind live in the store."""
+    return ("runs", thread_id, kind)
+
+
+class Journal:
+    """Posts protocol messages for one run: stored (when there is a store) and streamed."""
+
+    def __init__(self, store: BaseStore | None, thread_id: str, writer: StreamWriter | None = None) -> None:
+        self._store = store
+        self._ns = namespace(thread_id, "messages")
+        self._writer = writer
+
+    async def post(self, *messages: AnyMessage) -> None:
+        for m in messages:
+            data = m.model_dump(mode="json")
+            if self._store is not None:
+                await self._store.aput(self._ns, m.id, data, index=False)
+            if self._writer is not None:
+                self._writer({"message": data})
+
+
+async def read_messages(store: BaseStore, thread_id: str) -> list[AnyMessage]:
+    """Every message of a run, in the order they were posted."""
+    return sorted((parse_message(v) for v in await read_all(store, namespace(thread_id, "messages"))),
+                  key=lambda m: m.id)
+
+
+async def read_all(store: BaseStore, ns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every value under a namespace, page by page."""
+    values: list[dict[str, Any]] = []
+    while True:
+        items = await store.asearch(ns, limit=PAGE, offset=len(values))
+        values += [item.value for item in items]
+        if len(items) < PAGE:
+            return values
