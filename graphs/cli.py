@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from graphs.console import Feed, approval_text, describe
 from graphs.registry import PATTERNS
-from graphs.runtime import Outcome, Runner, TroupeError, default_db
+from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id
 from nodes.offline_model import OFFLINE_LABEL
 from state.context import RunContext
 from state.roles import MODEL_ROLES
@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
     run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
     run.add_argument("--fail", action="append", default=[], metavar="ROLE=MODE",
-                     help="offline model, for tests: make ROLE 'raise', 'timeout' or 'malformed' (':N' first N tries)")
+                     help="offline model, for tests: make a model role or agent 'raise', 'timeout' or 'malformed' "
+                     "(':N': the first N tries only)")
     run.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
     _approval_flags(run)
     run.set_defaults(handler=_run)
@@ -116,6 +117,7 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 async def _run(args: argparse.Namespace) -> int:
     ctx = _context(args)
+    args.thread = args.thread or new_thread_id(args.task)
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
         return await _guarded(runner, args, feed, runner.start(args.pattern, args.task, ctx, thread_id=args.thread,
@@ -156,9 +158,8 @@ async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: A
     except Exception as exc:  # a node failed after its retries: report it, the checkpoint stays resumable
         if os.environ.get("TROUPE_DEBUG"):
             raise
-        thread = getattr(args, "thread", None) or "THREAD"
         print(f"troupe: run stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
-              f"troupe: the checkpoint is intact; fix the cause, then `troupe resume {thread}`", file=sys.stderr)
+              f"troupe: the checkpoint is intact; fix the cause, then `troupe resume {args.thread}`", file=sys.stderr)
         return 1
     _report(outcome, feed)
     return 0

@@ -18,26 +18,25 @@ from langgraph.types import RetryPolicy
 
 from nodes import approval, reviewer, supervisor, synthesizer, worker
 from state.context import RunContext
-from state.team import TeamInput, TeamOutput, TeamState
+from state.team import ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
 
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5)
 """Model-calling nodes retry dropped connections and timeouts; bad answers are handled in the node."""
 
 
-def build(*, node_timeout: float | None = 300.0) -> StateGraph:
+def build(*, node_timeout: float | None = 300.0) -> StateGraph[TeamState, RunContext, TeamInput, TeamOutput]:
     """The uncompiled hierarchical team; compile it with a checkpointer to make runs durable.
 
     `node_timeout` caps one attempt of a model-calling node, in seconds.
     """
     g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
-    agent = {"retry_policy": MODEL_RETRY, "timeout": node_timeout}
-    g.add_node("plan", supervisor.plan, **agent)
+    g.add_node("plan", supervisor.plan, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("dispatch", supervisor.dispatcher(work="work", review="review", finish="approve"),
                destinations=("work", "review", "approve"))
-    g.add_node("work", worker.work, **agent)
-    g.add_node("review", reviewer.review, **agent)
+    g.add_node("work", worker.work, input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("review", reviewer.review, input_schema=ReviewOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("approve", approval.approval_gate(approved="synthesize"), destinations=("synthesize", END))
-    g.add_node("synthesize", synthesizer.synthesize, **agent)
+    g.add_node("synthesize", synthesizer.synthesize, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "plan")
     g.add_edge("plan", "dispatch")
     g.add_edge("work", "dispatch")

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from langchain_core.runnables import RunnableConfig
 from langgraph.cache.sqlite import SqliteCache
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.sqlite.aio import AsyncSqliteStore
-from langgraph.types import Command
+from langgraph.types import Command, StreamMode
 
 from graphs.registry import builder
 from nodes.models import ModelSpecError, check_specs
@@ -39,6 +40,7 @@ from tools.journal import read_all, read_messages
 
 INDEX = ("index", "runs")
 THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 Listener = Callable[[str, Any], None]
 """Receives each streamed event as (stream mode, chunk)."""
 
@@ -104,7 +106,7 @@ class Runner:
             await store.setup()
             yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))))
 
-    def compile(self, info: RunInfo) -> CompiledStateGraph:
+    def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         build = builder(info.pattern)
         return build().compile(checkpointer=self.saver, store=self.store, cache=self.cache, name=info.pattern)
 
@@ -120,7 +122,7 @@ class Runner:
             get_team(ctx.team)
         except (LookupError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
-        thread_id = thread_id or _new_thread_id(task)
+        thread_id = thread_id or new_thread_id(task)
         if not THREAD_ID.match(thread_id):
             raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
         if await self.store.aget(INDEX, thread_id) is not None:
@@ -186,7 +188,7 @@ class Runner:
 
     async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
         graph = self.compile(info)
-        stream = graph.astream(payload, _config(info), context=info.context, stream_mode=["updates", "custom"],
+        stream = graph.astream(payload, _config(info), context=info.context, stream_mode=STREAM_MODES,
                                durability="sync")
         async for mode, chunk in stream:
             if listener is not None:
@@ -194,10 +196,11 @@ class Runner:
         return await self.outcome(info)
 
 
-def _config(info: RunInfo) -> dict[str, Any]:
+def _config(info: RunInfo) -> RunnableConfig:
     return {"configurable": {"thread_id": info.thread_id}}
 
 
-def _new_thread_id(task: str) -> str:
+def new_thread_id(task: str) -> str:
+    """A readable, unique thread id made from the task, e.g. 'todo-management-3f9a'."""
     words = re.findall(r"[a-z0-9]+", subject_of(task).lower())[:3] or ["run"]
     return f"{'-'.join(words)}-{uuid.uuid4().hex[:4]}"

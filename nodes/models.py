@@ -27,20 +27,22 @@ def check_specs(ctx: RunContext) -> None:
         _parse(spec)
 
 
-def get_model(role: ModelRole, ctx: RunContext, *, attempt: int = 1) -> BaseChatModel:
+def get_model(role: ModelRole, ctx: RunContext, *, attempt: int = 1, agent: str | None = None) -> BaseChatModel:
     """Build the chat model for an agent of `role`.
 
     'offline' gives the deterministic offline model; 'openai:<name>' a `ChatOpenAI` that
-    talks to OpenAI or to any compatible server at `ctx.base_url`.
+    talks to OpenAI or to any compatible server at `ctx.base_url`. `agent` names the caller,
+    so the offline model's injected failures can target one agent rather than a whole role.
     """
     provider, name = _parse(spec_for(role, ctx))
     if provider == "offline":
         return OfflineChatModel(
             role=role,
+            name=agent or role,
             seed=ctx.seed,
             latency=ctx.latency,
             draft_flaw_rate=ctx.draft_flaw_rate,
-            fail=ctx.fail.get(role),
+            fail=ctx.fail.get(agent or role, ctx.fail.get(role)),
             attempt=attempt,
         )
     from langchain_openai import ChatOpenAI  # imported on demand: the offline path never needs it

@@ -19,6 +19,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages.tool import tool_call as create_tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -92,7 +93,7 @@ class OfflineChatModel(BaseChatModel):
         if upto and self.attempt > int(upto):
             return None
         if mode == "raise":
-            raise InjectedFailure(f"offline model told to fail for role {self.role!r} (attempt {self.attempt})")
+            raise InjectedFailure(f"offline model told to fail for {self.name or self.role!r} (attempt {self.attempt})")
         return mode
 
     def _answer(self, messages: list[BaseMessage], tools: list[dict[str, Any]], mode: str | None) -> ChatResult:
@@ -122,7 +123,7 @@ class OfflineChatModel(BaseChatModel):
         message = AIMessage(content=content, response_metadata={"model_name": "offline", "finish_reason": "stop"})
         if tool_call is not None:
             call_id = "call_" + hashlib.sha256(json.dumps(tool_call, sort_keys=True).encode()).hexdigest()[:12]
-            message.tool_calls = [{**tool_call, "id": call_id, "type": "tool_call"}]
+            message.tool_calls = [create_tool_call(name=tool_call["name"], args=tool_call["args"], id=call_id)]
         prompt_tokens = sum(count_tokens(_text(m)) for m in messages)
         out_tokens = count_tokens(content + (json.dumps(tool_call["args"]) if tool_call else ""))
         message.usage_metadata = {

@@ -174,6 +174,7 @@ def _code(capability: str, resource: str) -> str:
                 f"    def get(self, id):\n        if id not in self._rows:\n"
                 f"            raise KeyError(f'{resource} {{id}} not found')\n        return self._rows[id]\n")
     return (f"ROUTES = {{\n    ('GET', '/{resource}s'): 'list_{resource}s',\n"
-            f"    ('POST', '/{resource}s'): 'create_{resource}',\n    ('GET', '/{resource}s/{{id}}'): 'get_{resource}',\n"
+            f"    ('POST', '/{resource}s'): 'create_{resource}',\n"
+            f"    ('GET', '/{resource}s/{{id}}'): 'get_{resource}',\n"
             f"    ('PATCH', '/{resource}s/{{id}}'): 'update_{resource}',\n"
             f"    ('DELETE', '/{resource}s/{{id}}'): 'delete_{resource}',\n}}\n")

@@ -22,31 +22,32 @@ criterion; otherwise you list the unmet criteria and say concretely what to chan
 REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria."
 
 
-async def review(order: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
-    ctx, task = runtime.context, order.subtask
+async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
+    ctx, task = runtime.context, state.subtask
     try:
-        artifact = (scope.workspace(runtime) / order.path).read_text(encoding="utf-8")
+        artifact = (scope.workspace(runtime) / state.path).read_text(encoding="utf-8")
     except OSError as exc:
-        return await _fail(runtime, order, f"cannot read artifact {order.path}: {exc.strerror}")
-    brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": order.path,
-             "round": order.round, "artifact": artifact}
+        return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}")
+    brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,
+             "round": state.round, "artifact": artifact}
     model = get_model("reviewer", ctx, attempt=scope.attempt(runtime)).with_structured_output(ReviewVerdict)
     try:
-        verdict = await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief))
+        verdict = ReviewVerdict.model_validate(await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief)))
     except (ValidationError, OutputParserException) as exc:
-        return await _fail(runtime, order, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
+        return await _fail(runtime, state, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
     await scope.journal(runtime).post(
         ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
-                     round=order.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
+                     round=state.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
     )
     patch: dict[str, object]
     if verdict.approved:
         patch = {"status": TaskStatus.DONE}
-    elif order.round < ctx.max_review_rounds:
+    elif state.round < ctx.max_review_rounds:
         patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
     else:
-        patch = {"status": TaskStatus.FAILED, "reason": f"still unresolved after {order.round} rounds: {verdict.feedback}"}
-    await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, order.round)
+        reason = f"still unresolved after {state.round} rounds: {verdict.feedback}"
+        patch = {"status": TaskStatus.FAILED, "reason": reason}
+    await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, state.round)
     return {"board": {task.id: patch}}
 
 

@@ -15,7 +15,8 @@ UNSAVED = "unsaved"
 
 
 def thread_of(runtime: Runtime[RunContext]) -> str:
-    return runtime.execution_info.thread_id or UNSAVED
+    info = runtime.execution_info
+    return (info.thread_id if info else None) or UNSAVED
 
 
 def journal(runtime: Runtime[RunContext]) -> Journal:
@@ -29,7 +30,8 @@ def workspace(runtime: Runtime[RunContext]) -> Path:
 
 
 def attempt(runtime: Runtime[RunContext]) -> int:
-    return runtime.execution_info.node_attempt
+    info = runtime.execution_info
+    return info.node_attempt if info else 1
 
 
 async def progress(runtime: Runtime[RunContext], task_id: str, status: str, assignee: str, round: int) -> None:

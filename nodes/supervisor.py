@@ -45,7 +45,7 @@ async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
     brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
     planner = get_model("planner", runtime.context, attempt=scope.attempt(runtime)).with_structured_output(PlanDraft)
     try:
-        draft = await planner.ainvoke(prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief))
+        draft = PlanDraft.model_validate(await planner.ainvoke(prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief)))
     except (ValidationError, OutputParserException) as exc:
         raise PlanningError(f"the planner's answer is not a valid plan: {str(exc).splitlines()[0]}") from exc
     try:

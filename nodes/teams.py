@@ -29,7 +29,7 @@ CONTENT = Team(
     name="content",
     description="A content pipeline: research, outline, write, edit.",
     roles=[
-        Role(name="researcher", capabilities=["research"], prompt="You are a researcher. Name a source for every fact."),
+        Role(name="researcher", capabilities=["research"], prompt="You are a researcher. Name your sources."),
         Role(name="strategist", capabilities=["outline"], prompt="You are a content strategist. Shape the argument."),
         Role(name="writer", capabilities=["writing"], prompt="You are a writer. Clear, concrete, no filler."),
         Role(name="editor", capabilities=["editing"], prompt="You are an editor. Tighten and fact-check."),

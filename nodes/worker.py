@@ -21,21 +21,21 @@ write_file tool (read_file reads the artifacts listed under "inputs"), then answ
 you delivered. Meet every acceptance criterion and address every point under "feedback"."""
 
 
-async def work(order: WorkOrder, runtime: Runtime[RunContext]) -> dict:
-    ctx, task = runtime.context, order.subtask
+async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
+    ctx, task = runtime.context, state.subtask
     role = get_team(ctx.team).role(task.assignee)
     journal = scope.journal(runtime)
     await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
-                                note=f"started round {order.round}: {task.title}"))
+                                note=f"started round {state.round}: {task.title}"))
     tools = {t.name: t for t in workspace_tools(scope.workspace(runtime)) if t.name in role.tools}
-    model = get_model(role.model_role, ctx, attempt=scope.attempt(runtime)).bind_tools(list(tools.values()))
+    model = get_model(role.model_role, ctx, attempt=scope.attempt(runtime), agent=role.name).bind_tools(list(tools.values()))
     path = f"{task.id}-{task.capability}{role.artifact_suffix}"
     brief = {
         "role": role.name,
         "subtask": task.model_dump(exclude={"assignee"}),
-        "round": order.round,
-        "feedback": order.feedback,
-        "inputs": [h.model_dump() for h in order.inputs],
+        "round": state.round,
+        "feedback": state.feedback,
+        "inputs": [h.model_dump() for h in state.inputs],
         "path": path,
     }
     messages: list[BaseMessage] = prompt(role.prompt, WORK_INSTRUCTIONS, brief)
@@ -44,20 +44,20 @@ async def work(order: WorkOrder, runtime: Runtime[RunContext]) -> dict:
         reason = f"wrote no artifact in {ctx.max_tool_turns} model turns"
         await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
                                     note=f"failed: {reason}"))
-        await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, order.round)
-        return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)}}
+        await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, state.round)
+        return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=state.round, reason=reason)}}
     artifact = path if path in written else next(iter(written))
     last = messages[-1]
     summary = last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else ""
     summary = summary or f"wrote {artifact}"
     await journal.post(
         ArtifactMsg(sender=role.name, recipient="supervisor", correlation_id=task.id, path=artifact,
-                    sha256=written[artifact], summary=summary, round=order.round),
+                    sha256=written[artifact], summary=summary, round=state.round),
         ReviewRequest(sender=role.name, recipient="reviewer", correlation_id=task.id, path=artifact,
-                      round=order.round),
+                      round=state.round),
     )
-    await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, order.round)
-    record = TaskRecord(status=TaskStatus.IN_REVIEW, round=order.round, artifact=artifact, summary=summary)
+    await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, state.round)
+    record = TaskRecord(status=TaskStatus.IN_REVIEW, round=state.round, artifact=artifact, summary=summary)
     return {"board": {task.id: record}}
 
 

@@ -31,7 +31,8 @@ class RunContext:
     """Share of first drafts the offline model leaves short of an acceptance criterion."""
 
     fail: dict[str, str] = field(default_factory=dict)
-    """Offline failure injection per model role: 'raise', 'timeout' or 'malformed', with ':N' for the first N calls only."""
+    """Offline failure injection by model role or agent name: 'raise', 'timeout' or 'malformed'; ':N' fails
+    attempts 1..N only."""
 
     max_review_rounds: int = 3
     """Work rounds a subtask gets before an unresolved review fails it."""

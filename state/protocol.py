@@ -106,7 +106,8 @@ class CheckpointMsg(Message):
 
 
 AnyMessage = Annotated[
-    TaskAssign | Progress | Blocker | ArtifactMsg | Query | Conflict | ReviewRequest | ReviewResult | Replan | CheckpointMsg,
+    TaskAssign | Progress | Blocker | ArtifactMsg | Query | Conflict | ReviewRequest | ReviewResult | Replan
+    | CheckpointMsg,
     Field(discriminator="kind"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)

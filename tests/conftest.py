@@ -1,0 +1,54 @@
+"""Shared fixtures: a temporary troupe home, the CLI in a subprocess, and an async Runner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from graphs.runtime import Runner
+from state.context import RunContext
+
+TODO_TASK = "Build a REST API for todo management"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "troupe.sqlite"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> RunContext:
+    """Offline model, no latency, workspaces under the test's folder."""
+    return RunContext(workspace_root=str(tmp_path / "workspaces"))
+
+
+def cli_env(db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_", "LANGSMITH_"))}
+    return {**env, "TROUPE_DB": str(db), "LANGSMITH_TRACING": "false"}
+
+
+@pytest.fixture
+def troupe(db: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs the `troupe` CLI in a new process against the test's database."""
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "graphs.cli", *args], capture_output=True, text=True,
+                              env=cli_env(db), stdin=subprocess.DEVNULL, timeout=timeout)
+
+    return run
+
+
+def with_runner(db: Path, fn: Callable[[Runner], object]) -> object:
+    """Open a Runner on `db`, await `fn(runner)`, close it."""
+
+    async def go() -> object:
+        async with Runner.open(db) as runner:
+            return await fn(runner)  # type: ignore[misc]
+
+    return asyncio.run(go())

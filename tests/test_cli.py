@@ -1,0 +1,79 @@
+"""The CLI: bad input gets one clear line and a non-zero exit code, never a traceback, and loses nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import TODO_TASK
+
+
+def _one_line_error(result, *, code: int = 2) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("troupe: error:"), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "hierarchical", "   "], "the task is empty"),
+        (["run", "nope", TODO_TASK], "unknown pattern 'nope'; known: hierarchical"),
+        (["run", "hierarchical", TODO_TASK, "--model", "gpt-4"], "unknown model 'gpt-4'"),
+        (["run", "hierarchical", TODO_TASK, "--model", "chef=offline"], "unknown model role(s) ['chef']"),
+        (["run", "hierarchical", TODO_TASK, "--team", "circus"], "unknown team 'circus'"),
+        (["run", "hierarchical", TODO_TASK, "--thread", "a/b"], "bad thread id 'a/b'"),
+        (["resume", "ghost"], "no run with thread id 'ghost'"),
+        (["show", "ghost"], "no run with thread id 'ghost'"),
+        (["approve", "ghost"], "no run with thread id 'ghost'"),
+        (["run"], "the following arguments are required: pattern, task"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(troupe, args: list[str], expected: str) -> None:
+    assert expected in _one_line_error(troupe(*args))
+
+
+def test_answering_a_run_that_is_not_waiting_changes_nothing(troupe) -> None:
+    done = troupe("run", "hierarchical", TODO_TASK, "--thread", "fin", "--latency", "0", "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert "auto-approving: --auto-approve" in done.stdout and "status: completed" in done.stdout
+    before = json.loads(troupe("show", "fin", "--json").stdout)
+    line = _one_line_error(troupe("approve", "fin", "--reject"))
+    assert "run 'fin' is not waiting for approval (status: completed)" in line
+    assert "already completed" in _one_line_error(troupe("resume", "fin"))
+    assert "already exists" in _one_line_error(troupe("run", "hierarchical", TODO_TASK, "--thread", "fin"))
+    assert json.loads(troupe("show", "fin", "--json").stdout) == before
+
+
+def test_no_terminal_means_auto_approval_and_says_so(troupe) -> None:
+    out = troupe("run", "hierarchical", TODO_TASK, "--thread", "auto", "--latency", "0")
+    assert out.returncode == 0, out.stderr
+    assert "offline model (deterministic stand-in, no LLM)" in out.stdout
+    assert "auto-approving: no terminal to ask" in out.stdout
+    assert "status: completed" in out.stdout and "workspace: " in out.stdout
+
+
+def test_await_approval_stops_at_the_gate_and_runs_lists_it(troupe) -> None:
+    out = troupe("run", "hierarchical", TODO_TASK, "--thread", "wait", "--latency", "0", "--await-approval")
+    assert out.returncode == 0, out.stderr
+    assert "waiting for approval: `troupe approve wait`" in out.stdout
+    listing = troupe("runs").stdout
+    assert "wait" in listing and "awaiting_approval" in listing
+
+
+def test_a_failing_model_stops_the_run_resumably(troupe) -> None:
+    out = troupe("run", "hierarchical", TODO_TASK, "--thread", "boom", "--latency", "0", "--fail", "planner=raise")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "run stopped: InjectedFailure" in out.stderr and "troupe resume boom" in out.stderr
+    shown = json.loads(troupe("show", "boom", "--json").stdout)
+    assert shown["status"] == "failed" and "InjectedFailure" in shown["error"]
+    assert "boom" in troupe("runs").stdout
+
+
+def test_patterns_lists_hierarchical(troupe) -> None:
+    assert troupe("patterns").stdout.startswith("hierarchical")

@@ -1,0 +1,418 @@
+"""The offline model: role play over JSON briefs, determinism, tools, usage, latency, failures; the model factory."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools import BaseTool
+from pydantic import ValidationError
+
+from nodes.briefs import prompt
+from nodes.models import ModelSpecError, check_specs, get_model
+from nodes.offline_model import InjectedFailure, OfflineChatModel, count_tokens
+from nodes.teams import CONTENT, SOFTWARE
+from state.context import RunContext
+from state.plan import PlanDraft
+from state.roles import Team
+from state.team import ReviewVerdict
+from tools.workspace import workspace_tools
+
+REST_TASK = "Build a REST API for todo management"
+BLOG_TASK = "Write a blog post about solar power"
+
+
+def planner_brief(task: str, team: Team) -> list[BaseMessage]:
+    brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
+    return prompt("You are the supervisor.", "Decompose the task below.", brief)
+
+
+def make_plan(task: str, team: Team, **kw: Any) -> PlanDraft:
+    model = OfflineChatModel(role="planner", **kw).with_structured_output(PlanDraft)
+    result = model.invoke(planner_brief(task, team))
+    assert isinstance(result, PlanDraft)
+    return result
+
+
+def work_brief(subtask: dict[str, Any], path: str, round_: int = 1) -> list[BaseMessage]:
+    brief = {"role": "x", "subtask": subtask, "round": round_, "feedback": [], "inputs": [], "path": path}
+    return prompt("You are a specialist.", "Do the subtask below.", brief)
+
+
+def write_tool(root: Path) -> BaseTool:
+    return next(t for t in workspace_tools(root) if t.name == "write_file")
+
+
+SUBTASK = {
+    "id": "T3",
+    "title": "Implement the todo endpoints",
+    "description": "Request handlers for every endpoint.",
+    "capability": "backend",
+    "depends_on": [],
+    "acceptance_criteria": ["Implements every endpoint", "Validates request bodies", "Returns the documented codes"],
+}
+
+
+# --- planner -----------------------------------------------------------------------------------------------------
+
+
+def test_planner_decomposes_a_software_task() -> None:
+    plan = make_plan(REST_TASK, SOFTWARE)
+    subtasks = plan.subtasks
+    assert len(subtasks) >= 4
+    capabilities = {s.capability for s in subtasks}
+    assert len(capabilities) >= 4
+    assert {"design", "backend", "testing"} <= capabilities
+    assert any(s.depends_on for s in subtasks)
+    assert any(not s.depends_on for s in subtasks)
+    ids = [s.id for s in subtasks]
+    for s in subtasks:
+        assert s.acceptance_criteria and all(c.strip() for c in s.acceptance_criteria)
+        assert all(d in ids and ids.index(d) < ids.index(s.id) for d in s.depends_on)
+        role = SOFTWARE.for_capability(s.capability)  # raises LookupError if no role can do it
+        assert s.capability in role.capabilities
+    # two subtasks share a dependency and do not depend on each other: they can run in parallel
+    roots = [s for s in subtasks if not s.depends_on]
+    parallel = [s for s in subtasks if s.depends_on == [roots[0].id]]
+    assert len(parallel) >= 2
+    assert "todo management" in " ".join(s.title for s in subtasks)
+
+
+def test_planner_decomposes_a_content_task() -> None:
+    plan = make_plan(BLOG_TASK, CONTENT)
+    capabilities = [s.capability for s in plan.subtasks]
+    assert capabilities == ["research", "outline", "writing", "editing"]
+    for s in plan.subtasks:
+        assert CONTENT.for_capability(s.capability).name in {r.name for r in CONTENT.roles}
+    assert not {"design", "backend", "persistence", "testing"} & set(capabilities)
+    assert any("solar power" in s.title for s in plan.subtasks)
+    by_cap = {s.capability: s for s in plan.subtasks}
+    assert by_cap["outline"].depends_on == [by_cap["research"].id]
+    assert by_cap["writing"].depends_on == [by_cap["outline"].id]
+
+
+def test_planner_only_uses_capabilities_of_the_team() -> None:
+    small = Team(name="small", description="d", roles=[SOFTWARE.role("architect"), SOFTWARE.role("backend")])
+    plan = make_plan(REST_TASK, small)  # no storage, testing or documentation specialists
+    assert [s.capability for s in plan.subtasks] == ["design", "backend"]
+    assert plan.subtasks[1].depends_on == [plan.subtasks[0].id]
+
+
+# --- determinism -------------------------------------------------------------------------------------------------
+
+
+def first_drafts(seed: int, flaw_rate: float = 0.4) -> list[AIMessage]:
+    plan = make_plan(REST_TASK, SOFTWARE, seed=seed)
+    worker = OfflineChatModel(role="worker", seed=seed, draft_flaw_rate=flaw_rate).bind_tools(
+        [write_tool(Path("unused"))]
+    )
+    replies = []
+    for s in plan.subtasks:
+        reply = worker.invoke(work_brief(s.model_dump(), f"{s.id}-{s.capability}.md"))
+        assert isinstance(reply, AIMessage)
+        replies.append(reply)
+    return replies
+
+
+def flaw_pattern(seed: int, flaw_rate: float = 0.4) -> list[tuple[str, ...]]:
+    """Per subtask, the acceptance criteria its first draft leaves out."""
+    plan = make_plan(REST_TASK, SOFTWARE, seed=seed)
+    pattern = []
+    for s, reply in zip(plan.subtasks, first_drafts(seed, flaw_rate), strict=True):
+        content = reply.tool_calls[0]["args"]["content"]
+        pattern.append(tuple(c for c in s.acceptance_criteria if c not in content))
+    return pattern
+
+
+def test_same_seed_same_outputs() -> None:
+    assert make_plan(REST_TASK, SOFTWARE, seed=7) == make_plan(REST_TASK, SOFTWARE, seed=7)
+    a, b = first_drafts(7), first_drafts(7)
+    assert [m.tool_calls for m in a] == [m.tool_calls for m in b]
+    assert [m.usage_metadata for m in a] == [m.usage_metadata for m in b]
+
+
+def test_draft_flaws_depend_on_the_seed() -> None:
+    seven, eight = flaw_pattern(7), flaw_pattern(8)
+    assert seven == flaw_pattern(7)
+    assert seven != eight
+    assert any(seven) and any(eight)  # at default rate these seeds leave something for review
+    assert all(len(missing) <= 1 for missing in seven + eight)  # at most one criterion left out
+
+
+def test_flaw_rate_bounds() -> None:
+    assert not any(flaw_pattern(7, flaw_rate=0.0))
+    assert all(len(missing) == 1 for missing in flaw_pattern(7, flaw_rate=1.0))
+
+
+# --- worker ------------------------------------------------------------------------------------------------------
+
+
+def test_worker_writes_with_the_tool_then_answers_in_text(tmp_path: Path) -> None:
+    tool = write_tool(tmp_path)
+    worker = OfflineChatModel(role="worker").bind_tools([tool])
+    messages = work_brief(SUBTASK, "T3-backend.py")
+
+    async def run() -> tuple[AIMessage, AIMessage]:
+        first = await worker.ainvoke(messages)
+        assert isinstance(first, AIMessage)
+        call = first.tool_calls[0]
+        done = ToolMessage("wrote it", tool_call_id=call["id"], name="write_file",
+                           artifact={"path": "T3-backend.py", "sha256": "0" * 64})
+        second = await worker.ainvoke([*messages, first, done])
+        assert isinstance(second, AIMessage)
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert len(first.tool_calls) == 1
+    call = first.tool_calls[0]
+    assert call["name"] == "write_file"
+    assert call["args"]["path"] == "T3-backend.py"
+    assert SUBTASK["title"] in call["args"]["content"]
+    assert call["id"]
+    assert first.content == ""
+    assert second.tool_calls == []
+    assert isinstance(second.content, str) and "T3-backend.py" in second.content
+
+
+def test_worker_tool_call_runs_through_the_tool_like_the_worker_node(tmp_path: Path) -> None:
+    """nodes/worker.py passes the model's tool call straight to `tool.ainvoke(call)`: it must be a real tool call."""
+    tool = write_tool(tmp_path)
+    worker = OfflineChatModel(role="worker", draft_flaw_rate=0.0).bind_tools([tool])
+    messages = work_brief(SUBTASK, "T3-backend.py")
+
+    async def run() -> tuple[Any, AIMessage]:
+        first = await worker.ainvoke(messages)
+        call = first.tool_calls[0]
+        assert call.get("type") == "tool_call", f"tool call lacks type='tool_call': {call}"
+        result = await tool.ainvoke(call)
+        assert isinstance(result, ToolMessage), f"tool returned {result!r}, not a ToolMessage"
+        second = await worker.ainvoke([*messages, first, result])
+        return result, second
+
+    result, second = asyncio.run(run())
+    written = (tmp_path / "T3-backend.py").read_text(encoding="utf-8")
+    assert result.artifact["path"] == "T3-backend.py"
+    for criterion in SUBTASK["acceptance_criteria"]:
+        assert criterion in written
+    assert not second.tool_calls and second.content
+
+
+def test_worker_without_tools_answers_in_text() -> None:
+    reply = OfflineChatModel(role="worker").invoke(work_brief(SUBTASK, "T3-backend.py"))
+    assert reply.tool_calls == []
+    assert "T3-backend.py" in reply.content
+
+
+# --- reviewer ----------------------------------------------------------------------------------------------------
+
+CRITERIA = ["Lists every resource with its fields and types", "Defines error responses and status codes",
+            "Specifies each endpoint with method, path and payloads"]
+
+
+def verdict(artifact: str) -> ReviewVerdict:
+    brief = {"subtask": "Design the API", "acceptance_criteria": CRITERIA, "path": "T1.md", "round": 1,
+             "artifact": artifact}
+    result = OfflineChatModel(role="reviewer").with_structured_output(ReviewVerdict).invoke(
+        prompt("You are a reviewer.", "Review the artifact below.", brief)
+    )
+    assert isinstance(result, ReviewVerdict)
+    return result
+
+
+def test_reviewer_flags_exactly_the_missing_criteria() -> None:
+    artifact = "# Design\n- [x] Lists every resource with its fields and types: yes\n"
+    v = verdict(artifact)
+    assert v.approved is False
+    assert v.unmet_criteria == CRITERIA[1:]
+    assert all(c in v.feedback for c in CRITERIA[1:])
+
+
+def test_reviewer_approves_a_complete_artifact() -> None:
+    artifact = "# Design\n" + "\n".join(f"- [x] {c.upper()}" for c in CRITERIA)  # case does not matter
+    v = verdict(artifact)
+    assert v.approved is True
+    assert v.unmet_criteria == []
+
+
+# --- usage and tokens --------------------------------------------------------------------------------------------
+
+
+def test_usage_metadata_counts_tokens() -> None:
+    reply = OfflineChatModel(role="worker").bind_tools([write_tool(Path("unused"))]).invoke(
+        work_brief(SUBTASK, "T3-backend.py")
+    )
+    plain = OfflineChatModel(role="router").invoke([HumanMessage("route this please")])
+    for message in (reply, plain):
+        usage = message.usage_metadata
+        assert usage is not None
+        assert usage["input_tokens"] > 0
+        assert usage["output_tokens"] > 0
+        assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert reply.usage_metadata["output_tokens"] > plain.usage_metadata["output_tokens"]  # the file body counts
+
+
+def test_count_tokens_estimate() -> None:
+    assert count_tokens("") == 0
+    assert count_tokens("a") == 1
+    assert count_tokens("abcd") == 1
+    assert count_tokens("abcde") == 2
+    assert count_tokens("x" * 400) == 100
+
+
+def test_count_tokens_never_needs_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # any `import tiktoken` now raises ImportError
+    with pytest.raises(ImportError):
+        import tiktoken  # noqa: F401
+    assert count_tokens("hello world, how are you?") == 7
+    reply = OfflineChatModel(role="planner").with_structured_output(PlanDraft, include_raw=True).invoke(
+        planner_brief(REST_TASK, SOFTWARE)
+    )
+    assert reply["parsing_error"] is None
+    assert reply["raw"].usage_metadata["total_tokens"] > 0
+
+
+# --- latency -----------------------------------------------------------------------------------------------------
+
+
+def test_latency_delays_a_call() -> None:
+    model = OfflineChatModel(role="router", latency=0.2)
+    start = time.perf_counter()
+    asyncio.run(model.ainvoke([HumanMessage("hi")]))
+    assert time.perf_counter() - start >= 0.19
+
+
+def test_concurrent_calls_overlap() -> None:
+    model = OfflineChatModel(role="router", latency=0.2)
+
+    async def five() -> list[Any]:
+        return await asyncio.gather(*(model.ainvoke([HumanMessage(f"hi {i}")]) for i in range(5)))
+
+    start = time.perf_counter()
+    replies = asyncio.run(five())
+    elapsed = time.perf_counter() - start
+    assert len(replies) == 5
+    assert elapsed >= 0.19
+    assert elapsed < 0.6, f"5 calls of 0.2 s took {elapsed:.2f} s: _agenerate does not run concurrently"
+
+
+# --- failure injection -------------------------------------------------------------------------------------------
+
+
+def test_fail_raise() -> None:
+    assert issubclass(InjectedFailure, ConnectionError)
+    model = OfflineChatModel(role="worker", fail="raise")
+    with pytest.raises(InjectedFailure):
+        model.invoke([HumanMessage("hi")])
+    with pytest.raises(ConnectionError):
+        asyncio.run(model.ainvoke([HumanMessage("hi")]))
+
+
+def test_fail_raise_only_for_the_first_attempts() -> None:
+    with pytest.raises(InjectedFailure, match="attempt 1"):
+        OfflineChatModel(role="router", fail="raise:1", attempt=1).invoke([HumanMessage("hi")])
+    ok = OfflineChatModel(role="router", fail="raise:1", attempt=2).invoke([HumanMessage("hi")])
+    assert isinstance(ok, AIMessage) and ok.content
+    with pytest.raises(InjectedFailure):
+        OfflineChatModel(role="router", fail="raise:2", attempt=2).invoke([HumanMessage("hi")])
+    assert OfflineChatModel(role="router", fail="raise:2", attempt=3).invoke([HumanMessage("hi")]).content
+
+
+def test_fail_malformed_breaks_structured_output() -> None:
+    model = OfflineChatModel(role="planner", fail="malformed")
+    with pytest.raises((ValidationError, OutputParserException)):
+        model.with_structured_output(PlanDraft).invoke(planner_brief(REST_TASK, SOFTWARE))
+    with pytest.raises((ValidationError, OutputParserException)):
+        asyncio.run(model.with_structured_output(PlanDraft).ainvoke(planner_brief(REST_TASK, SOFTWARE)))
+    recovered = OfflineChatModel(role="planner", fail="malformed:1", attempt=2).with_structured_output(PlanDraft)
+    assert isinstance(recovered.invoke(planner_brief(REST_TASK, SOFTWARE)), PlanDraft)
+
+
+def test_fail_timeout_hangs_until_cancelled() -> None:
+    model = OfflineChatModel(role="router", fail="timeout")
+
+    async def call() -> None:
+        await asyncio.wait_for(model.ainvoke([HumanMessage("hi")]), 0.2)
+
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        asyncio.run(call())
+    assert time.perf_counter() - start < 5
+
+
+# --- model factory -----------------------------------------------------------------------------------------------
+
+
+def test_get_model_offline_default() -> None:
+    model = get_model("planner", RunContext())
+    assert isinstance(model, OfflineChatModel)
+    assert model.role == "planner"
+    assert model.seed == RunContext().seed
+    assert model.fail is None
+
+
+def test_get_model_passes_run_settings() -> None:
+    ctx = RunContext(seed=42, latency=0.5, draft_flaw_rate=0.9, fail={"reviewer": "raise:2"})
+    reviewer = get_model("reviewer", ctx, attempt=3)
+    assert isinstance(reviewer, OfflineChatModel)
+    assert (reviewer.role, reviewer.seed, reviewer.latency, reviewer.draft_flaw_rate) == ("reviewer", 42, 0.5, 0.9)
+    assert (reviewer.fail, reviewer.attempt) == ("raise:2", 3)
+    worker = get_model("worker", ctx)
+    assert isinstance(worker, OfflineChatModel) and worker.fail is None
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        RunContext(model="gpt-4"),
+        RunContext(model="foo:bar"),
+        RunContext(model="openai:"),
+        RunContext(models={"planner": "anthropic:claude"}),
+        RunContext(models={"critic": "offline"}),
+    ],
+    ids=["no-provider", "unknown-provider", "no-name", "bad-override", "unknown-role"],
+)
+def test_check_specs_rejects(ctx: RunContext) -> None:
+    with pytest.raises(ModelSpecError):
+        check_specs(ctx)
+
+
+def test_check_specs_messages() -> None:
+    with pytest.raises(ModelSpecError, match="gpt-4"):
+        check_specs(RunContext(model="gpt-4"))
+    with pytest.raises(ModelSpecError, match="critic"):
+        check_specs(RunContext(models={"critic": "offline"}))
+    assert issubclass(ModelSpecError, ValueError)
+
+
+def test_check_specs_accepts_valid_specs() -> None:
+    check_specs(RunContext())
+    check_specs(RunContext(model="openai:gpt-4o-mini", models={"planner": "openai:gpt-4o", "worker": "offline"}))
+
+
+def test_get_model_openai_is_constructed_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_openai import ChatOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    base_url = "http://127.0.0.1:9/v1"
+    ctx = RunContext(model="openai:gpt-4o-mini", base_url=base_url)
+    model = get_model("worker", ctx)
+    assert isinstance(model, ChatOpenAI)
+    assert model.model_name == "gpt-4o-mini"
+    assert model.openai_api_base == base_url
+
+
+def test_get_model_per_role_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_openai import ChatOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    ctx = RunContext(models={"planner": "openai:gpt-4o-mini"}, base_url="http://127.0.0.1:9/v1")
+    assert isinstance(get_model("planner", ctx), ChatOpenAI)
+    assert isinstance(get_model("worker", ctx), OfflineChatModel)
+    with pytest.raises(ModelSpecError):
+        get_model("worker", RunContext(model="foo:bar"))
