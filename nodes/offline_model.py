@@ -116,7 +116,7 @@ class OfflineChatModel(BaseChatModel):
                 tool_call = {"name": "write_file", "args": {"path": brief["path"], "content": body}}
             else:
                 content = offline_roles.summary(brief, brief.get("path", "the artifact"))
-        elif self.role == "synthesizer":
+        elif self.role == "synthesizer" and "tasks" in brief:
             content = offline_roles.report(brief)
         else:
             content = f"[{OFFLINE_LABEL}] {self.role}: noted."

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
@@ -28,7 +31,8 @@ async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
     await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
                                 note=f"started round {state.round}: {task.title}"))
     tools = {t.name: t for t in workspace_tools(scope.workspace(runtime)) if t.name in role.tools}
-    model = get_model(role.model_role, ctx, attempt=scope.attempt(runtime), agent=role.name).bind_tools(list(tools.values()))
+    chat = get_model(role.model_role, ctx, attempt=scope.attempt(runtime), agent=role.name)
+    model = chat.bind_tools(list(tools.values()))
     path = f"{task.id}-{task.capability}{role.artifact_suffix}"
     brief = {
         "role": role.name,
@@ -61,7 +65,9 @@ async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
     return {"board": {task.id: record}}
 
 
-async def _tool_loop(model, tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int) -> dict[str, str]:
+async def _tool_loop(
+    model: Runnable[Any, AIMessage], tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int
+) -> dict[str, str]:
     """Let the model call its tools until it answers; returns {path: sha256} of the files it wrote."""
     written: dict[str, str] = {}
     for _ in range(turns):

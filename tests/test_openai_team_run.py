@@ -1,0 +1,51 @@
+"""A whole team run on the real-model path: the CLI, `--model openai:...`, ChatOpenAI, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TODO_TASK, cli_env
+from openai_server import OpenAICompatServer
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAICompatServer]:
+    with OpenAICompatServer() as s:
+        yield s
+
+
+def test_team_run_through_an_openai_compatible_server(db: Path, server: OpenAICompatServer) -> None:
+    env = {**cli_env(db), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url}
+    out = subprocess.run(
+        [sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "http",
+         "--model", "openai:gpt-test", "--model", "planner=openai:planner-large", "--auto-approve"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "status: completed" in out.stdout
+    assert "offline model" not in out.stdout.split("checkpoints:")[0], "the offline label must not claim this run"
+
+    bodies = list(server.requests)
+    models = {b["model"] for b in bodies}
+    assert models == {"gpt-test", "planner-large"}, "per-role mapping: a strong planner, a default for the rest"
+    planner = [b for b in bodies if b["model"] == "planner-large"]
+    assert len(planner) == 1 and planner[0]["response_format"]["type"] == "json_schema"
+    reviews = [b for b in bodies if b.get("response_format", {}).get("json_schema", {}).get("name") == "ReviewVerdict"]
+    workers = [b for b in bodies if any(t["function"]["name"] == "write_file" for t in b.get("tools", []))]
+    assert len(reviews) >= 6 and len(workers) >= 10  # 5 subtasks, a review round-trip, two turns per worker
+
+    # Scoped context: a worker's brief holds its own subtask and only its direct dependencies.
+    shown = json.loads(subprocess.run([sys.executable, "-m", "graphs.cli", "show", "http", "--json"], env=env,
+                                      capture_output=True, text=True, timeout=60).stdout)
+    deps = {t["id"]: set(t["depends_on"]) for t in shown["plan"]["tasks"]}
+    for body in workers:
+        ask = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        brief = json.loads(ask.split("```json")[1].split("```")[0])
+        assert {i["task_id"] for i in brief["inputs"]} == deps[brief["subtask"]["id"]]
+        assert "tasks" not in brief and "plan" not in brief
+    assert shown["status"] == "completed" and shown["result"]
