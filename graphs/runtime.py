@@ -57,6 +57,11 @@ def default_db() -> Path:
     return data / "troupe" / "troupe.sqlite"
 
 
+def serializer() -> JsonPlusSerializer:
+    """LangGraph's serializer, allowed to load exactly our checkpointed classes."""
+    return JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINTED_TYPES))
+
+
 def cache_file(db: Path) -> Path:
     """The node cache lives beside the db, in its own file (its sync connection must not contend for locks)."""
     return db.with_name(db.stem + ".cache" + db.suffix)
@@ -98,7 +103,7 @@ class Runner:
     @asynccontextmanager
     async def open(cls, db: Path) -> AsyncIterator[Runner]:
         db.parent.mkdir(parents=True, exist_ok=True)
-        serde = JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINTED_TYPES))
+        serde = serializer()
         async with aiosqlite.connect(db) as saver_conn, aiosqlite.connect(db, isolation_level=None) as store_conn:
             saver = AsyncSqliteSaver(saver_conn, serde=serde)
             store = AsyncSqliteStore(store_conn)

@@ -86,7 +86,7 @@ def plan(brief: dict[str, Any]) -> dict[str, Any]:
         steps = _CONTENT
     else:
         steps = _GENERIC
-    steps = [s for s in steps if not available or s[0] in available]
+    steps = [s for s in steps if not available or s[0] in available] or _one_per_role(brief.get("roles", []))
     subject = subject_of(task)
     ids = {cap: f"T{i}" for i, (cap, *_rest) in enumerate(steps, start=1)}
     subtasks = [
@@ -102,6 +102,16 @@ def plan(brief: dict[str, Any]) -> dict[str, Any]:
     ]
     summary = f"Split '{task}' into {len(subtasks)} subtasks; independent ones run in parallel."
     return {"summary": summary, "subtasks": subtasks}
+
+
+def _one_per_role(roles: list[dict[str, Any]]) -> list[_Step]:
+    """A team none of whose skills fit a template: each role contributes its main skill, in turn."""
+    steps: list[_Step] = []
+    for role in roles:
+        cap = role["capabilities"][0]
+        steps.append((cap, f"Contribute the {cap} part of {{subject}}", f"The {cap} work the task needs.",
+                      (steps[-1][0],) if steps else (), (f"Delivers the {cap} part", "States its assumptions")))
+    return steps
 
 
 def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float) -> tuple[str, list[str]]:

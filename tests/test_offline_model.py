@@ -421,3 +421,13 @@ def test_get_model_per_role_override(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(get_model("worker", ctx), OfflineChatModel)
     with pytest.raises(ModelSpecError):
         get_model("worker", RunContext(model="foo:bar"))
+
+
+def test_a_team_without_any_fitting_skill_still_gets_a_plan_from_its_own_roles() -> None:
+    from nodes.offline_roles import plan
+
+    roles = [{"name": "chef", "capabilities": ["cooking"]}, {"name": "waiter", "capabilities": ["serving"]}]
+    subtasks = plan({"task": "Build a REST API for todo management", "roles": roles})["subtasks"]
+    assert [s["capability"] for s in subtasks] == ["cooking", "serving"]
+    assert subtasks[1]["depends_on"] == ["T1"]
+    assert PlanDraft.model_validate({"summary": "s", "subtasks": subtasks})
