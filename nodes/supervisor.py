@@ -53,7 +53,7 @@ async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
     except LookupError as exc:
         raise PlanningError(str(exc)) from exc
     await scope.journal(runtime).post(
-        CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan", note=draft.summary)
+        CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan ready", note=draft.summary)
     )
     return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
             "status": "working"}
