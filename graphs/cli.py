@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from graphs.console import Feed, approval_text, describe
 from graphs.registry import PATTERNS
 from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id
+from graphs.tracing import ensure_reachable
 from nodes.offline_model import OFFLINE_LABEL
 from state.context import RunContext
 from state.roles import MODEL_ROLES
@@ -27,6 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.handler in (_run, _resume, _approve) and (warning := ensure_reachable()):
+        print(f"troupe: {warning}", file=sys.stderr)
     try:
         return asyncio.run(args.handler(args))
     except TroupeError as exc:
