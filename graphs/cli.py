@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run from its last step")
     resume.add_argument("thread")
+    resume.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC",
+                        help="change the run's model(s) before resuming, as for `run`")
+    resume.add_argument("--base-url", default=None, help="change the run's OpenAI-compatible endpoint")
     _approval_flags(resume)
     resume.set_defaults(handler=_resume)
 
@@ -74,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("thread")
     approve.add_argument("--reject", action="store_true", help="reject instead of approving")
     approve.add_argument("--comment", default="", help="a note for the team")
-    approve.set_defaults(handler=_approve)
+    approve.set_defaults(handler=_approve, approval="hold")
 
     runs = sub.add_parser("runs", help="list runs with their status")
     runs.set_defaults(handler=_runs)
@@ -98,15 +101,21 @@ def _approval_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(approval=None)
 
 
-def _context(args: argparse.Namespace) -> RunContext:
-    models: dict[str, str] = {}
-    default = os.environ.get("TROUPE_MODEL") or "offline"
-    for spec in args.model:
+def _models(specs: list[str]) -> tuple[str | None, dict[str, str]]:
+    """`--model` values: the default spec (if one was given) and per-role specs."""
+    default, models = None, {}
+    for spec in specs:
         role, sep, value = spec.partition("=")
         if sep:
             models[role] = value
         else:
             default = spec
+    return default, models
+
+
+def _context(args: argparse.Namespace) -> RunContext:
+    default, models = _models(args.model)
+    default = default or os.environ.get("TROUPE_MODEL") or "offline"
     fail = dict(item.partition("=")[::2] for item in args.fail)
     if any(not v for v in fail.values()):
         raise TroupeError("--fail takes ROLE=MODE, e.g. worker=raise")
@@ -132,14 +141,17 @@ async def _resume(args: argparse.Namespace) -> int:
         info = await runner.info(args.thread)
         feed = Feed()
         feed.line(f"resuming {info.pattern} run {info.thread_id}: {info.task}")
-        return await _guarded(runner, args, feed, runner.resume(args.thread, listener=feed))
+        default, models = _models(args.model)
+        settings: dict[str, Any] = {"models": {**info.context.models, **models}} if models else {}
+        settings |= {"model": default} if default else {}
+        settings |= {"base_url": args.base_url} if args.base_url else {}
+        return await _guarded(runner, args, feed, runner.resume(args.thread, settings=settings, listener=feed))
 
 
 async def _approve(args: argparse.Namespace) -> int:
     decision = Decision(approved=not args.reject, comment=args.comment, by="human")
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
-        args.approval = "hold"
         return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
 
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from langgraph.types import Command, StreamMode
 
 from graphs.registry import builder
 from nodes.models import ModelSpecError, check_specs
-from nodes.offline_roles import subject_of
 from nodes.teams import get_team
 from state.context import RunContext
 from state.protocol import AnyMessage
@@ -39,6 +38,8 @@ from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
 
 INDEX = ("index", "runs")
+_FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "about",
+                     "build", "create", "make", "write", "implement", "design", "develop"})
 THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 Listener = Callable[[str, Any], None]
@@ -132,21 +133,32 @@ class Runner:
             raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
         if await self.store.aget(INDEX, thread_id) is not None:
             raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
-        if ctx.workspace_root == RunContext.workspace_root:
-            ctx.workspace_root = str(self.db.parent / "workspaces")
-        ctx.workspace_root = str(Path(ctx.workspace_root).resolve())
+        default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
+        ctx = replace(ctx, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
         info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time())
         await self.store.aput(INDEX, thread_id, asdict(info), index=False)
         return await self._drive(info, {"task": task}, listener)
 
-    async def resume(self, thread_id: str, *, listener: Listener | None = None) -> Outcome:
-        """Continue a stopped, failed or killed run from its last saved super-step."""
+    async def resume(self, thread_id: str, *, settings: dict[str, Any] | None = None,
+                     listener: Listener | None = None) -> Outcome:
+        """Continue a stopped, failed or killed run from its last saved super-step.
+
+        `settings` changes stored run settings first (e.g. `{"model": ...}` or `{"base_url": ...}`
+        when the model was the cause of the failure); the new ones are kept for later resumes.
+        """
         info = await self.info(thread_id)
         outcome = await self.outcome(info)
-        if outcome.status == "awaiting_approval":
-            return outcome
         if outcome.status in ("completed", "rejected"):
             raise TroupeError(f"run {thread_id!r} is already {outcome.status}; nothing to resume")
+        if settings:
+            info.context = replace(info.context, **settings)
+            try:
+                check_specs(info.context)
+            except ModelSpecError as exc:
+                raise TroupeError(str(exc)) from None
+            await self.store.aput(INDEX, thread_id, asdict(info), index=False)
+        if outcome.status == "awaiting_approval":
+            return outcome
         return await self._drive(info, None, listener)
 
     async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
@@ -206,6 +218,6 @@ def _config(info: RunInfo) -> RunnableConfig:
 
 
 def new_thread_id(task: str) -> str:
-    """A readable, unique thread id made from the task, e.g. 'todo-management-3f9a'."""
-    words = re.findall(r"[a-z0-9]+", subject_of(task).lower())[:3] or ["run"]
+    """A readable, unique thread id made from the task, e.g. 'rest-api-todo-3f9a'."""
+    words = [w for w in re.findall(r"[a-z0-9]+", task.lower()) if w not in _FILLER][:3] or ["run"]
     return f"{'-'.join(words)}-{uuid.uuid4().hex[:4]}"

@@ -76,3 +76,22 @@ def test_a_failing_model_stops_the_run_resumably(troupe) -> None:
 
 def test_patterns_lists_hierarchical(troupe) -> None:
     assert troupe("patterns").stdout.startswith("hierarchical")
+
+
+def test_a_run_that_failed_on_its_model_resumes_with_a_fixed_model(troupe) -> None:
+    import socket
+
+    with socket.socket() as s:  # an endpoint nobody answers on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    out = troupe("run", "hierarchical", TODO_TASK, "--thread", "fixme", "--model", "openai:gpt-test",
+                 "--base-url", dead, "--latency", "0")
+    assert out.returncode == 1 and "run stopped:" in out.stderr and "troupe resume fixme" in out.stderr
+    assert json.loads(troupe("show", "fixme", "--json").stdout)["status"] == "failed"
+
+    assert "unknown model 'gpt-4'" in _one_line_error(troupe("resume", "fixme", "--model", "gpt-4"))
+    fixed = troupe("resume", "fixme", "--model", "offline")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "status: completed" in fixed.stdout
+    shown = json.loads(troupe("show", "fixme", "--json").stdout)
+    assert shown["context"]["model"] == "offline" and shown["status"] == "completed"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from conftest import TODO_TASK, with_runner
@@ -109,11 +108,7 @@ def test_a_failed_branch_does_not_redo_its_finished_sibling(db: Path, ctx: RunCo
         except ConnectionError as exc:
             error = exc
         stopped = await runner.outcome(await runner.info("pw"))
-        # The stored settings still make backend fail; a resume after the cause is fixed uses fixed ones.
-        info = await runner.info("pw")
-        info.context.fail = {}
-        await runner.store.aput(("index", "runs"), "pw", asdict(info), index=False)
-        resumed = await runner.resume("pw")
+        resumed = await runner.resume("pw", settings={"fail": {}})  # the cause fixed
         return error, stopped, resumed, await runner.journal("pw")
 
     error, stopped, resumed, messages = with_runner(db, go)
@@ -157,3 +152,20 @@ async def _keys(db: Path) -> list[str]:
     async with Runner.open(db) as runner:
         info = await runner.info("small")
         return list((await runner.outcome(info)).values)
+
+
+def test_a_hung_model_call_times_out_and_is_retried(ctx: RunContext) -> None:
+    """The node timeout cancels a hung call; the RetryPolicy's next attempt succeeds."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from graphs.hierarchical import build
+    from graphs.runtime import serializer
+
+    ctx.fail = {"planner": "timeout:1"}  # the first attempt hangs, the second answers
+    graph = build(node_timeout=0.5).compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "slow"}}
+    asyncio.run(graph.ainvoke({"task": TODO_TASK}, config, context=ctx))
+    state = asyncio.run(graph.aget_state(config))
+    assert state.interrupts, "the run did not reach the approval gate"
+    assert len(state.values["plan"].tasks) >= 4
