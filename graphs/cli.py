@@ -132,8 +132,10 @@ async def _run(args: argparse.Namespace) -> int:
     args.thread = args.thread or new_thread_id(args.task)
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
-        return await _guarded(runner, args, feed, runner.start(args.pattern, args.task, ctx, thread_id=args.thread,
-                                                              listener=_announcing(runner, feed, ctx)))
+        feed.line(f"models: {_models_in_use(ctx)}")
+        feed.line(f"checkpoints: {runner.db}")
+        start = runner.start(args.pattern, args.task, ctx, thread_id=args.thread, listener=feed)
+        return await _guarded(runner, args, feed, start)
 
 
 async def _resume(args: argparse.Namespace) -> int:
@@ -155,12 +157,13 @@ async def _approve(args: argparse.Namespace) -> int:
         return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
 
 
-def _announcing(runner: Runner, feed: Feed, ctx: RunContext) -> Feed:
-    specs = {ctx.model, *ctx.models.values()}
-    models = ", ".join(OFFLINE_LABEL if s == "offline" else s for s in sorted(specs))
-    feed.line(f"models: {models}")
-    feed.line(f"checkpoints: {runner.db}")
-    return feed
+def _models_in_use(ctx: RunContext) -> str:
+    """'offline model (...)', or 'openai:gpt-4o-mini; planner: openai:gpt-4o' with per-role overrides."""
+
+    def label(spec: str) -> str:
+        return OFFLINE_LABEL if spec == "offline" else spec
+
+    return "; ".join([label(ctx.model), *(f"{role}: {label(spec)}" for role, spec in sorted(ctx.models.items()))])
 
 
 async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: Any) -> int:

@@ -2,9 +2,9 @@
 resumes and approves runs by thread.
 
 One SQLite file holds everything of a run: LangGraph's checkpoints and the store (the run index,
-each run's journal and its shared context records); LangGraph's node cache sits beside it. Steps are written with
-`durability="sync"`, so a run killed at any point resumes from its last super-step, and work
-finished within that step (pending writes) is not done again.
+each run's journal and its shared context records); LangGraph's node cache sits beside it. Steps
+are written with `durability="sync"`, so a run killed at any point resumes from its last
+super-step, and work finished within that step (pending writes) is not done again.
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ class RunInfo:
     task: str
     context: RunContext
     created: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        return cls(**{**data, "context": RunContext(**data["context"])})
 
     @property
     def workspace(self) -> Path:
@@ -173,13 +177,10 @@ class Runner:
         item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
         if item is None:
             raise TroupeError(f"no run with thread id {thread_id!r} in {self.db} (see `troupe runs`)")
-        data = dict(item.value)
-        return RunInfo(**{**data, "context": RunContext(**data["context"])})
+        return RunInfo.from_dict(item.value)
 
     async def runs(self) -> list[RunInfo]:
-        values = await read_all(self.store, INDEX)
-        infos = [RunInfo(**{**v, "context": RunContext(**v["context"])}) for v in values]
-        return sorted(infos, key=lambda i: i.created)
+        return sorted((RunInfo.from_dict(v) for v in await read_all(self.store, INDEX)), key=lambda i: i.created)
 
     async def outcome(self, info: RunInfo) -> Outcome:
         """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected."""
