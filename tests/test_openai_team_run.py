@@ -49,3 +49,34 @@ def test_team_run_through_an_openai_compatible_server(db: Path, server: OpenAICo
         assert {i["task_id"] for i in brief["inputs"]} == deps[brief["subtask"]["id"]]
         assert "tasks" not in brief and "plan" not in brief
     assert shown["status"] == "completed" and shown["result"]
+
+
+# langchain-openai model_dumps the SDK's final ParsedChatCompletion while streaming (langchain-ai/langchain#35538).
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
+def test_graph_streamed_in_messages_mode_streams_from_the_server(server: OpenAICompatServer, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """In `messages` mode every ChatOpenAI call streams (SSE); tokens and usage still arrive."""
+    import asyncio
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from graphs.hierarchical import build
+    from graphs.runtime import serializer
+    from state.context import RunContext
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    ctx = RunContext(model="openai:gpt-test", base_url=server.url, workspace_root=str(tmp_path))
+    graph = build().compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "stream"}}
+
+    async def run() -> list:
+        return [chunk async for chunk in graph.astream({"task": TODO_TASK}, config, context=ctx,
+                                                        stream_mode="messages")]
+
+    chunks = asyncio.run(run())
+    streamed_by = {meta["langgraph_node"] for _, meta in chunks}
+    assert {"plan", "work", "review"} <= streamed_by
+    assert any(getattr(msg, "usage_metadata", None) for msg, _ in chunks), "no usage arrived while streaming"
+    assert server.requests and all(body["stream"] is True for body in server.requests)
+    assert asyncio.run(graph.aget_state(config)).interrupts, "the run did not reach the approval gate"
