@@ -64,7 +64,8 @@ _GENERIC: list[_Step] = [
 _SOFTWARE_WORDS = re.compile(r"\b(api|rest|service|backend|endpoint|app|application|website|server|database|cli|"
                              r"library|sdk|microservice|crud|web)\b", re.I)
 _CONTENT_WORDS = re.compile(r"\b(article|blog|post|essay|newsletter|story|guide|whitepaper|report)\b", re.I)
-_LEADING = re.compile(r"^\s*(please\s+)?(build|create|make|write|implement|develop|design|draft|produce|set up)\s+"
+_LEADING = re.compile(r"^\s*(please\s+)?(build|create|make|write|implement|develop|design|draft|produce|set up|"
+                      r"plan|organi[sz]e|prepare)\s+"
                       r"(me\s+)?(an?|the)?\s*", re.I)
 _FRONTEND_WORDS = re.compile(r"\b(ui|frontend|front-end|website|web app|dashboard|screen)\b", re.I)
 
@@ -129,11 +130,16 @@ def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float) -> tuple[str, l
         lines += ["Builds on: " + ", ".join(f"{i['task_id']} ({i['path']})" for i in brief["inputs"]), ""]
     if brief.get("feedback"):
         lines += ["Addressed review points: " + "; ".join(brief["feedback"]), ""]
-    lines += [f"- [x] {c}: {_how(c, sub)}" for c in criteria]
+    resource = re.sub(r"\W+", "_", subject_of(sub["title"]).split()[0].lower()) or "item"
+    text = " ".join([sub["title"], sub["description"], *sub["acceptance_criteria"]]).lower()
+    api = "endpoint" in text or "contract" in text  # an API-shaped subtask gets API-shaped content
+    code = brief.get("path", "").endswith(".py")
+    if api and not code:
+        lines += _sections(sub["capability"], resource)
+    lines += ["## Acceptance criteria", "", *(f"- [x] {c}: {_how(c, sub)}" for c in criteria)]
     body = "\n".join(lines) + "\n"
-    if brief.get("path", "").endswith(".py"):
-        resource = re.sub(r"\W+", "_", subject_of(sub["title"]).split()[0].lower()) or "item"
-        body = '"""' + body + '"""\n\n' + _code(sub["capability"], resource)
+    if code:
+        body = '"""' + body + '"""\n' + ("\n" + _code(sub["capability"], resource) if api else "")
     return body, criteria
 
 
@@ -172,6 +178,36 @@ def _how(criterion: str, sub: dict[str, Any]) -> str:
     return f"handled in this {sub['capability']} deliverable"
 
 
+def _endpoints(resource: str) -> list[tuple[str, str, str, str, str]]:
+    """One contract for every artifact: (method, path, handler, request, responses)."""
+    one = f"/{resource}s/{{id}}"
+    return [
+        ("GET", f"/{resource}s", f"list_{resource}s", "-", "200 list"),
+        ("POST", f"/{resource}s", f"create_{resource}", "{title}", "201 created; 422 invalid"),
+        ("GET", one, f"get_{resource}", "-", "200; 404 missing"),
+        ("PATCH", one, f"update_{resource}", "{title?, done?}", "200; 404 missing; 422 invalid"),
+        ("DELETE", one, f"delete_{resource}", "-", "204; 404 missing"),
+    ]
+
+
+def _sections(capability: str, resource: str) -> list[str]:
+    """The substance of a Markdown artifact, by the skill that wrote it."""
+    endpoints = _endpoints(resource)
+    if capability == "design":
+        return ["## Resources", "", "| resource | fields |", "|---|---|",
+                f"| {resource} | id: int, title: str, done: bool, created_at: datetime |", "",
+                "## Endpoints", "", "| method | path | request | responses |", "|---|---|---|---|",
+                *(f"| {m} | {p} | {req} | {res} |" for m, p, _, req, res in endpoints), "",
+                "## Errors", "", '`{"error": {"code": "not_found" | "invalid", "message": str}}`', ""]
+    if capability == "documentation":
+        return ["## Install and run", "", "```sh", "pip install -e .", "python -m app", "```", "",
+                "## API", "", *(f"- `{m} {p}` -> {res}" for m, p, _, _, res in endpoints), ""]
+    if capability == "frontend":
+        return ["## Screens", "", f"- {resource} list with a done toggle", f"- new {resource} form",
+                f"- {resource} detail with edit and delete", ""]
+    return []
+
+
 def _code(capability: str, resource: str) -> str:
     cls = resource.title().replace("_", "")
     if capability == "testing":
@@ -183,8 +219,5 @@ def _code(capability: str, resource: str) -> str:
                 f"        self._rows[self._next], self._next = row, self._next + 1\n        return row\n\n"
                 f"    def get(self, id):\n        if id not in self._rows:\n"
                 f"            raise KeyError(f'{resource} {{id}} not found')\n        return self._rows[id]\n")
-    return (f"ROUTES = {{\n    ('GET', '/{resource}s'): 'list_{resource}s',\n"
-            f"    ('POST', '/{resource}s'): 'create_{resource}',\n"
-            f"    ('GET', '/{resource}s/{{id}}'): 'get_{resource}',\n"
-            f"    ('PATCH', '/{resource}s/{{id}}'): 'update_{resource}',\n"
-            f"    ('DELETE', '/{resource}s/{{id}}'): 'delete_{resource}',\n}}\n")
+    routes = "".join(f"    ({m!r}, {p!r}): {h!r},\n" for m, p, h, _, _ in _endpoints(resource))
+    return f"ROUTES = {{\n{routes}}}\n"

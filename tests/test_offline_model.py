@@ -431,3 +431,31 @@ def test_a_team_without_any_fitting_skill_still_gets_a_plan_from_its_own_roles()
     assert [s["capability"] for s in subtasks] == ["cooking", "serving"]
     assert subtasks[1]["depends_on"] == ["T1"]
     assert PlanDraft.model_validate({"summary": "s", "subtasks": subtasks})
+
+
+def test_design_backend_and_docs_artifacts_share_one_api_contract() -> None:
+    import re
+
+    from nodes.offline_roles import draft, plan
+
+    subtasks = {s["capability"]: s for s in plan({"task": "Build a REST API for todo management"})["subtasks"]}
+
+    def written(capability: str, path: str) -> str:
+        return draft({"subtask": subtasks[capability], "round": 2, "path": path}, seed=7, flaw_rate=0.0)[0]
+
+    design = set(re.findall(r"\| (GET|POST|PATCH|DELETE) \| (\S+) \|", written("design", "T1.md")))
+    code = written("backend", "T3.py")
+    routes = set(re.findall(r"\('(GET|POST|PATCH|DELETE)', '(\S+)'\)", code))
+    docs = set(re.findall(r"- `(GET|POST|PATCH|DELETE) (\S+)`", written("documentation", "T5.md")))
+    assert len(design) == 5 and design == routes == docs
+    compile(code, "T3.py", "exec")  # the backend artifact is valid Python
+
+
+def test_a_non_api_task_gets_no_api_boilerplate() -> None:
+    from nodes.offline_roles import draft, plan, subject_of
+
+    assert subject_of("Plan a team offsite in Lisbon") == "team offsite in Lisbon"
+    for sub in plan({"task": "Plan a team offsite in Lisbon"})["subtasks"]:
+        body = draft({"subtask": sub, "round": 2, "path": f"{sub['id']}.py"}, seed=7, flaw_rate=0.0)[0]
+        assert "ROUTES" not in body and "/team" not in body
+        compile(body, "x.py", "exec")
