@@ -41,11 +41,20 @@ def test_answering_a_run_that_is_not_waiting_changes_nothing(troupe) -> None:
     assert done.returncode == 0, done.stderr
     assert "auto-approving: --auto-approve" in done.stdout and "status: completed" in done.stdout
     before = json.loads(troupe("show", "fin", "--json").stdout)
+    # The shared context store holds one progress record per subtask, kept current.
+    progress = {p["task_id"]: p for p in before["progress"]}
+    assert progress.keys() == {t["id"] for t in before["plan"]["tasks"]}
+    assert all(p["status"] == "done" and p["assignee"] == t["assignee"]
+               for t in before["plan"]["tasks"] for p in [progress[t["id"]]])
     line = _one_line_error(troupe("approve", "fin", "--reject"))
     assert "run 'fin' is not waiting for approval (status: completed)" in line
     assert "already completed" in _one_line_error(troupe("resume", "fin"))
     assert "already exists" in _one_line_error(troupe("run", "hierarchical", TODO_TASK, "--thread", "fin"))
     assert json.loads(troupe("show", "fin", "--json").stdout) == before
+    text = troupe("show", "fin").stdout
+    assert text.startswith("fin  hierarchical  completed")
+    assert all(f"{t['id']:<4}done" in text for t in before["plan"]["tasks"])
+    assert f"messages ({len(before['messages'])}):" in text and "REVIEW_RESULT" in text
 
 
 def test_no_terminal_means_auto_approval_and_says_so(troupe) -> None:
