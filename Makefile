@@ -7,6 +7,8 @@ TASK ?= Build a REST API for todo management
 .PHONY: run test lint clean
 
 $(BIN)/troupe: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "troupe needs Python 3.11+: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
