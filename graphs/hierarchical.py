@@ -17,11 +17,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from nodes import approval, reviewer, supervisor, synthesizer, worker
+from nodes.models import is_transient
 from state.context import RunContext
 from state.team import ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
 
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5)
-"""Model-calling nodes retry dropped connections and timeouts; bad answers are handled in the node."""
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
+"""Model-calling nodes retry transient failures; bad answers are handled in the node."""
 
 
 def build(*, node_timeout: float | None = 300.0) -> StateGraph[TeamState, RunContext, TeamInput, TeamOutput]:

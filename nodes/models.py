@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from langchain_core.language_models import BaseChatModel
+from langgraph.errors import NodeTimeoutError
 
 from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
@@ -48,6 +51,19 @@ def get_model(role: ModelRole, ctx: RunContext, *, attempt: int = 1, agent: str 
     from langchain_openai import ChatOpenAI  # imported on demand: the offline path never needs it
 
     return ChatOpenAI(model=name, base_url=ctx.base_url, stream_usage=True, max_retries=1)
+
+
+def is_transient(exc: Exception) -> bool:
+    """Failures worth another attempt: dropped connections, timeouts, rate limits, server errors.
+
+    A bad answer, a bad request or a bug is not retried: it would fail the same way again.
+    """
+    if isinstance(exc, ConnectionError | TimeoutError | NodeTimeoutError):
+        return True
+    openai = sys.modules.get("openai")  # only loaded when a ChatOpenAI was built, so only then can it raise
+    return openai is not None and isinstance(
+        exc, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError
+    )
 
 
 def _parse(spec: str) -> tuple[str, str]:

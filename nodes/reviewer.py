@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
 from pydantic import ValidationError
@@ -25,7 +27,8 @@ REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria
 async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
     ctx, task = runtime.context, state.subtask
     try:
-        artifact = (scope.workspace(runtime) / state.path).read_text(encoding="utf-8")
+        path = await scope.workspace(runtime) / state.path
+        artifact = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except OSError as exc:
         return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}")
     brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,

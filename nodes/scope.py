@@ -1,7 +1,12 @@
-"""What a node can reach of its run: the journal, the workspace folder, its attempt number."""
+"""What a node can reach of its run: the journal, the workspace folder, its attempt number.
+
+Nodes are async: file system work here and in the nodes runs in a thread (`asyncio.to_thread`),
+so the event loop never blocks (LangGraph's dev server refuses nodes that do).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from langgraph.runtime import Runtime
@@ -23,9 +28,10 @@ def journal(runtime: Runtime[RunContext]) -> Journal:
     return Journal(runtime.store, thread_of(runtime), runtime.stream_writer)
 
 
-def workspace(runtime: Runtime[RunContext]) -> Path:
+async def workspace(runtime: Runtime[RunContext]) -> Path:
+    """The run's workspace folder, created off the event loop (async nodes must not block)."""
     root = Path(runtime.context.workspace_root) / thread_of(runtime)
-    root.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     return root
 
 

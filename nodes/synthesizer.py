@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from langgraph.runtime import Runtime
 
 from nodes import scope
@@ -34,7 +36,8 @@ async def synthesize(state: TeamState, runtime: Runtime[RunContext]) -> dict:
     model = get_model("synthesizer", runtime.context, attempt=scope.attempt(runtime))
     reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
     result = reply.text.strip()
-    (scope.workspace(runtime) / RESULT_FILE).write_text(result + "\n", encoding="utf-8")
+    path = await scope.workspace(runtime) / RESULT_FILE
+    await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
     await scope.journal(runtime).post(
         CheckpointMsg(sender=NAME, recipient="user", correlation_id="result", label="completed",
                       note=f"final report written to {RESULT_FILE}")

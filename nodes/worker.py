@@ -30,7 +30,7 @@ async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
     journal = scope.journal(runtime)
     await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
                                 note=f"started round {state.round}: {task.title}"))
-    tools = {t.name: t for t in workspace_tools(scope.workspace(runtime)) if t.name in role.tools}
+    tools = {t.name: t for t in workspace_tools(await scope.workspace(runtime)) if t.name in role.tools}
     chat = get_model(role.model_role, ctx, attempt=scope.attempt(runtime), agent=role.name)
     model = chat.bind_tools(list(tools.values()))
     path = f"{task.id}-{task.capability}{role.artifact_suffix}"

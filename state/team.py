@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 

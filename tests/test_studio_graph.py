@@ -27,3 +27,12 @@ def test_every_route_of_the_hierarchical_graph_is_drawn() -> None:
     for edge in ("dispatch -.-> work", "dispatch -.-> review", "dispatch -.-> approve", "approve -.-> synthesize",
                  "approve -.-> __end__", "work --> dispatch", "review --> dispatch"):
         assert edge in mermaid
+
+
+def test_studio_gets_the_narrow_input_and_output_schemas() -> None:
+    """What Studio's input form is built from: a task in, status/result/board out."""
+    from graphs.hierarchical import graph
+
+    schema = graph.get_input_jsonschema()
+    assert schema["required"] == ["task"] and list(schema["properties"]) == ["task"]
+    assert set(graph.get_output_jsonschema()["properties"]) == {"status", "result", "board"}

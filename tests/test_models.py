@@ -1,0 +1,59 @@
+"""The model layer's retry rule: transient failures are retried, permanent ones are not."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from langgraph.errors import NodeTimeoutError
+from pydantic import ValidationError
+
+from nodes.models import is_transient
+from nodes.offline_model import InjectedFailure
+from state.plan import PlanDraft
+
+_REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+
+
+def _status(code: int) -> httpx.Response:
+    return httpx.Response(code, request=_REQUEST)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(),
+        InjectedFailure("dropped"),
+        TimeoutError(),
+        NodeTimeoutError("work", 1.0, kind="run", run_timeout=1.0),
+        openai.APIConnectionError(request=_REQUEST),
+        openai.APITimeoutError(request=_REQUEST),
+        openai.RateLimitError("slow down", response=_status(429), body=None),
+        openai.InternalServerError("oops", response=_status(500), body=None),
+    ],
+)
+def test_transient_failures_are_retried(exc: Exception) -> None:
+    assert is_transient(exc)
+
+
+def _validation_error() -> ValidationError:
+    try:
+        PlanDraft.model_validate({})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _validation_error(),
+        ValueError("bad answer"),
+        RuntimeError("a bug"),
+        KeyError("x"),
+        openai.BadRequestError("bad request", response=_status(400), body=None),
+        openai.AuthenticationError("no key", response=_status(401), body=None),
+    ],
+)
+def test_permanent_failures_are_not_retried(exc: Exception) -> None:
+    assert not is_transient(exc)
