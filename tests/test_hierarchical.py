@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from conftest import TODO_TASK, with_runner
 
 from graphs.runtime import Runner
@@ -123,14 +124,22 @@ def test_a_failed_branch_does_not_redo_its_finished_sibling(db: Path, ctx: RunCo
     assert started.count(backend) == 4  # three failed attempts (RetryPolicy), one after resume
 
 
-def test_garbage_from_a_reviewer_fails_the_task_not_the_run(db: Path, ctx: RunContext) -> None:
-    ctx.fail = {"reviewer": "malformed"}
-    outcome = with_runner(db, lambda r: r.start("hierarchical", TODO_TASK, ctx, thread_id="garbage"))
+@pytest.mark.parametrize(("role", "reason"), [("reviewer", "malformed"), ("worker", "wrote no artifact")])
+def test_garbage_from_a_model_fails_the_task_not_the_run(db: Path, ctx: RunContext, role: str, reason: str) -> None:
+    ctx.fail = {role: "malformed"}
+
+    async def go(runner: Runner):
+        outcome = await runner.start("hierarchical", TODO_TASK, ctx, thread_id="garbage")
+        return outcome, await runner.journal("garbage")
+
+    outcome, messages = with_runner(db, go)
     board = outcome.values["board"]
     assert outcome.status == "awaiting_approval"
     first = outcome.values["plan"].tasks[0].id
-    assert board[first].status == TaskStatus.FAILED and "malformed" in board[first].reason
-    assert all(r.status == TaskStatus.BLOCKED for k, r in board.items() if k != first)
+    assert board[first].status == TaskStatus.FAILED and reason in board[first].reason
+    blocked = {k for k, r in board.items() if r.status == TaskStatus.BLOCKED}
+    assert blocked == set(board) - {first}
+    assert {m.correlation_id for m in messages if m.kind == Kind.BLOCKER} == blocked
 
 
 def test_checkpointed_state_stays_small(db: Path, ctx: RunContext) -> None:
