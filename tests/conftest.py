@@ -8,10 +8,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.memory import InMemoryStore
 
-from graphs.runtime import Runner
+from graphs.hierarchical import build
+from graphs.runtime import Runner, serializer
 from state.context import RunContext
 
 TODO_TASK = "Build a REST API for todo management"
@@ -42,6 +47,11 @@ def troupe(db: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
                               env=cli_env(db), stdin=subprocess.DEVNULL, timeout=timeout)
 
     return run
+
+
+def in_memory(**build_options: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The hierarchical graph with an in-memory checkpointer and store, for tests that drive LangGraph directly."""
+    return build(**build_options).compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
 
 
 def with_runner(db: Path, fn: Callable[[Runner], object]) -> object:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TODO_TASK, with_runner
+from conftest import TODO_TASK, in_memory, with_runner
 
 from graphs.runtime import Runner
 from state.context import RunContext
@@ -165,14 +165,8 @@ async def _keys(db: Path) -> list[str]:
 
 def test_a_hung_model_call_times_out_and_is_retried(ctx: RunContext) -> None:
     """The node timeout cancels a hung call; the RetryPolicy's next attempt succeeds."""
-    from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.store.memory import InMemoryStore
-
-    from graphs.hierarchical import build
-    from graphs.runtime import serializer
-
     ctx.fail = {"planner": "timeout:1"}  # the first attempt hangs, the second answers
-    graph = build(node_timeout=0.5).compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    graph = in_memory(node_timeout=0.5)
     config = {"configurable": {"thread_id": "slow"}}
     asyncio.run(graph.ainvoke({"task": TODO_TASK}, config, context=ctx))
     state = asyncio.run(graph.aget_state(config))

@@ -6,18 +6,14 @@ import asyncio
 from pathlib import Path
 
 from blockbuster import blockbuster_ctx
-from conftest import TODO_TASK
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
+from conftest import TODO_TASK, in_memory
 from langgraph.types import Command
 
-from graphs.hierarchical import build
-from graphs.runtime import serializer
 from state.context import RunContext
 
 
 def test_a_whole_team_run_makes_no_blocking_call(tmp_path: Path) -> None:
-    graph = build().compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    graph = in_memory()
     ctx = RunContext(workspace_root=str(tmp_path), latency=0.01)
     config = {"configurable": {"thread_id": "nb"}}
 

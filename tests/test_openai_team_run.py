@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TODO_TASK, cli_env
+from conftest import TODO_TASK, cli_env, in_memory
 from openai_server import OpenAICompatServer
 
 
@@ -58,16 +58,11 @@ def test_graph_streamed_in_messages_mode_streams_from_the_server(server: OpenAIC
     """In `messages` mode every ChatOpenAI call streams (SSE); tokens and usage still arrive."""
     import asyncio
 
-    from langgraph.checkpoint.memory import InMemorySaver
-    from langgraph.store.memory import InMemoryStore
-
-    from graphs.hierarchical import build
-    from graphs.runtime import serializer
     from state.context import RunContext
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     ctx = RunContext(model="openai:gpt-test", base_url=server.url, workspace_root=str(tmp_path))
-    graph = build().compile(checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    graph = in_memory()
     config = {"configurable": {"thread_id": "stream"}}
 
     async def run() -> list:
