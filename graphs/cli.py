@@ -179,7 +179,7 @@ async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: A
         print(f"troupe: run stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
               f"troupe: the checkpoint is intact; fix the cause, then `troupe resume {args.thread}`", file=sys.stderr)
         return 1
-    _report(outcome, feed)
+    _report(outcome)
     return 0
 
 
@@ -206,7 +206,7 @@ async def _settle(runner: Runner, outcome: Outcome, mode: str | None, feed: Feed
     return outcome
 
 
-def _report(outcome: Outcome, feed: Feed) -> None:
+def _report(outcome: Outcome) -> None:
     info = outcome.info
     if outcome.status == "awaiting_approval":
         print(f"\nwaiting for approval: `troupe approve {info.thread_id}` (or --reject)")
