@@ -15,10 +15,13 @@ from graphs.console import Feed, approval_text, describe
 from graphs.registry import PATTERNS
 from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id
 from graphs.tracing import ensure_reachable
+from nodes.kit import Kit
 from nodes.offline_model import OFFLINE_LABEL
+from nodes.teams import available, load_team
 from state.context import RunContext
-from state.roles import MODEL_ROLES
+from state.roles import MODEL_ROLES, Team, TeamError
 from state.team import Decision
+from state.team_file import read_team
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,10 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="what the team should do")
     run.add_argument("--thread", help="thread id for the run (default: made from the task)")
     run.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC",
-                     help="'offline' (default) or 'openai:NAME'; ROLE=SPEC sets one role "
-                     f"({', '.join(MODEL_ROLES)}); default from $TROUPE_MODEL")
+                     help="'offline' (default), 'openai:NAME' or 'PROVIDER:NAME'; ROLE=SPEC sets one model role "
+                     f"({', '.join(MODEL_ROLES)}) or one agent by name; default from $TROUPE_MODEL")
     run.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
-    run.add_argument("--team", default="software", help="ready-made team to assign from (software, content)")
+    team = run.add_mutually_exclusive_group()
+    team.add_argument("--team", default="software", metavar="NAME",
+                      help="a team by name: built-in, user or $TROUPE_TEAMS (see `troupe teams`; default: software)")
+    team.add_argument("--team-file", type=Path, metavar="PATH", help="a team file (YAML) to run")
     run.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
     run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
     run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
@@ -89,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
 
     patterns = sub.add_parser("patterns", help="list the orchestration patterns")
     patterns.set_defaults(handler=_patterns)
+
+    teams = sub.add_parser("teams", help="list the teams (built-in, user, $TROUPE_TEAMS); `teams check PATH`")
+    teams.set_defaults(handler=_teams)
+    teams_sub = teams.add_subparsers(metavar="check", parser_class=_Parser)
+    check = teams_sub.add_parser("check", help="validate a team file: troupe teams check PATH")
+    check.add_argument("path", type=Path)
+    check.set_defaults(handler=_check_team)
     return p
 
 
@@ -129,12 +142,14 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 async def _run(args: argparse.Namespace) -> int:
     ctx = _context(args)
+    team = _load(args.team_file or args.team, ctx)
     args.thread = args.thread or new_thread_id(args.task)
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
-        feed.line(f"models: {_models_in_use(ctx)}")
+        feed.line(f"team: {team.name} ({', '.join(r.name for r in team.roles)})")
+        feed.line(f"models: {_models_in_use(ctx, team)}")
         feed.line(f"checkpoints: {runner.db}")
-        start = runner.start(args.pattern, args.task, ctx, thread_id=args.thread, listener=feed)
+        start = runner.start(args.pattern, args.task, ctx, team=team, thread_id=args.thread, listener=feed)
         return await _guarded(runner, args, feed, start)
 
 
@@ -157,13 +172,24 @@ async def _approve(args: argparse.Namespace) -> int:
         return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
 
 
-def _models_in_use(ctx: RunContext) -> str:
-    """'offline model (...)', or 'openai:gpt-4o-mini; planner: openai:gpt-4o' with per-role overrides."""
+def _models_in_use(ctx: RunContext, team: Team) -> str:
+    """'offline model (...)', or 'openai:gpt-4o-mini; planner: openai:gpt-4o' with per-role and per-agent ones."""
 
     def label(spec: str) -> str:
         return OFFLINE_LABEL if spec == "offline" else spec
 
-    return "; ".join([label(ctx.model), *(f"{role}: {label(spec)}" for role, spec in sorted(ctx.models.items()))])
+    chosen = {r.name: r.model for r in team.roles if r.model} | ctx.models
+    return "; ".join([label(ctx.model), *(f"{who}: {label(spec)}" for who, spec in sorted(chosen.items()))])
+
+
+def _load(team: str | Path, ctx: RunContext | None = None) -> Team:
+    """The team, checked as a run would check it (before anything is written)."""
+    try:
+        loaded = load_team(team)
+        Kit.create(team=loaded).check(loaded, ctx or RunContext())
+    except ValueError as exc:  # TeamError, ModelSpecError
+        raise TroupeError(str(exc)) from None
+    return loaded
 
 
 async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: Any) -> int:
@@ -239,6 +265,7 @@ async def _show(args: argparse.Namespace) -> int:
         doc = {
             "thread_id": info.thread_id, "pattern": info.pattern, "task": info.task, "status": outcome.status,
             "error": outcome.error, "context": asdict(info.context), "workspace": str(info.workspace),
+            "team": info.team, "objects": info.objects,
             "plan": plan.model_dump(mode="json") if plan else None,
             "board": {k: v.model_dump(mode="json") for k, v in board.items()},
             "progress": [p.model_dump() for p in progress],
@@ -247,7 +274,8 @@ async def _show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"{info.thread_id}  {info.pattern}  {outcome.status}\ntask: {info.task}\nworkspace: {info.workspace}")
+    print(f"{info.thread_id}  {info.pattern}  {outcome.status}\ntask: {info.task}\nteam: {info.context.team}\n"
+          f"workspace: {info.workspace}")
     if outcome.error:
         print(f"error: {outcome.error}")
     if plan:
@@ -258,6 +286,27 @@ async def _show(args: argparse.Namespace) -> int:
     print(f"\nmessages ({len(messages)}):")
     for m in messages:
         print(f"  {describe(m)}")
+    return 0
+
+
+async def _teams(args: argparse.Namespace) -> int:
+    winners: set[str] = set()
+    for entry in available():
+        shadowed = entry.name in winners
+        winners.add(entry.name)
+        try:
+            about = read_team(entry.path).description
+        except TeamError as exc:
+            about = f"INVALID: {exc}"
+        note = "  (shadowed by the one above)" if shadowed else ""
+        print(f"{entry.name:<16} {entry.origin:<14} {entry.path}{note}\n{'':<16} {about}")
+    return 0
+
+
+async def _check_team(args: argparse.Namespace) -> int:
+    team = _load(args.path)
+    roles = ", ".join(f"{r.name} ({', '.join(r.capabilities)})" for r in team.roles)
+    print(f"ok: {args.path}: team {team.name!r} with {len(team.roles)} roles: {roles}")
     return 0
 
 

@@ -13,31 +13,48 @@ checkpointed state holds only the plan, the task board and the result.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from nodes import approval, reviewer, supervisor, synthesizer, worker
-from nodes.models import is_transient
+from nodes.kit import Agents, Kit, Tools
+from nodes.models import Models, is_transient
 from state.context import RunContext
+from state.roles import Team
 from state.team import ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
 
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
 """Model-calling nodes retry transient failures; bad answers are handled in the node."""
 
 
-def build(*, node_timeout: float | None = 300.0) -> StateGraph[TeamState, RunContext, TeamInput, TeamOutput]:
+def build(
+    *,
+    team: Team | str | Path | None = None,
+    models: Models = None,
+    tools: Tools = None,
+    agents: Agents = None,
+    node_timeout: float | None = 300.0,
+) -> StateGraph[TeamState, RunContext, TeamInput, TeamOutput]:
     """The uncompiled hierarchical team; compile it with a checkpointer to make runs durable.
 
+    `team` is a `Team`, a team file's path or a team's name (None: the run's context names it);
+    `models` one chat model for every agent or a mapping by agent name or model role; `tools`
+    LangChain tools or plain functions the roles name; `agents` compiled graphs that serve the roles of
+    their names. Everything is checked here: an unknown tool, model or agent name fails the build.
     `node_timeout` caps one attempt of a model-calling node, in seconds.
     """
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
     g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
-    g.add_node("plan", supervisor.plan, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("plan", supervisor.planner(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("dispatch", supervisor.dispatcher(work="work", review="review", finish="approve"),
                destinations=("work", "review", "approve"))
-    g.add_node("work", worker.work, input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
-    g.add_node("review", reviewer.review, input_schema=ReviewOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("work", worker.worker(kit), input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("review", reviewer.reviewer(kit), input_schema=ReviewOrder, retry_policy=MODEL_RETRY,
+               timeout=node_timeout)
     g.add_node("approve", approval.approval_gate(approved="synthesize"), destinations=("synthesize", END))
-    g.add_node("synthesize", synthesizer.synthesize, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("synthesize", synthesizer.synthesizer(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "plan")
     g.add_edge("plan", "dispatch")
     g.add_edge("work", "dispatch")

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
 
 from graphs.registry import builder
-from nodes.models import ModelSpecError, check_specs
-from nodes.teams import get_team
+from nodes.kit import Agents, Kit, Tools
+from nodes.models import Models, ModelSpecError
+from nodes.teams import load_team
 from state.context import RunContext
 from state.protocol import AnyMessage
+from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
 from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
@@ -77,10 +79,17 @@ class RunInfo:
     task: str
     context: RunContext
     created: float
+    team: dict[str, Any] | None = None
+    """The team as it was when the run started (None: the team named in the context)."""
+    objects: dict[str, list[str]] = field(default_factory=dict)
+    """Names of the objects the run was started with ('models', 'tools', 'agents'): a resume needs them again."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
         return cls(**{**data, "context": RunContext(**data["context"])})
+
+    def team_spec(self) -> Team:
+        return Team.model_validate(self.team) if self.team is not None else load_team(self.context.team)
 
     @property
     def workspace(self) -> Path:
@@ -99,14 +108,22 @@ class Outcome:
 
 
 class Runner:
-    """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`."""
+    """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`.
 
-    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, cache: SqliteCache) -> None:
+    `models`, `tools` and `agents` are the objects every run of this runner is built with (as for a
+    pattern's `build()`); a run started with objects is resumed by a runner given the same ones.
+    """
+
+    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, cache: SqliteCache, *,
+                 models: Models = None, tools: Tools = None, agents: Agents = None) -> None:
         self.db, self.saver, self.store, self.cache = db, saver, store, cache
+        self.models, self.tools, self.agents = models, tools, agents
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, db: Path) -> AsyncIterator[Runner]:
+    async def open(cls, db: Path | str, *, models: Models = None, tools: Tools = None,
+                   agents: Agents = None) -> AsyncIterator[Runner]:
+        db = Path(db)
         db.parent.mkdir(parents=True, exist_ok=True)
         serde = serializer()
         async with aiosqlite.connect(db) as saver_conn, aiosqlite.connect(db, isolation_level=None) as store_conn:
@@ -114,23 +131,44 @@ class Runner:
             store = AsyncSqliteStore(store_conn)
             await saver.setup()
             await store.setup()
-            yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))))
+            yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))), models=models, tools=tools,
+                      agents=agents)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
-        build = builder(info.pattern)
-        return build().compile(checkpointer=self.saver, store=self.store, cache=self.cache, name=info.pattern)
+        """The run's graph with this runner's objects, ready to drive."""
+        try:
+            graph = builder(info.pattern)(team=info.team_spec(), models=self.models, tools=self.tools,
+                                          agents=self.agents)
+        except (LookupError, TeamError, ModelSpecError) as exc:
+            raise TroupeError(str(exc).strip("'\"")) from None
+        return graph.compile(checkpointer=self.saver, store=self.store, cache=self.cache, name=info.pattern)
 
-    async def start(self, pattern: str, task: str, ctx: RunContext, *, thread_id: str | None = None,
+    def _kit(self, team: Team | None) -> Kit:
+        """This runner's objects with `team`, checked against it (None: no team to check against)."""
+        return Kit.create(team=team, models=self.models, tools=self.tools, agents=self.agents)
+
+    def reader(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """The run's graph for reading its state: needs none of the objects, so any process can inspect any run."""
+        return builder(info.pattern)().compile(checkpointer=self.saver, store=self.store, name=info.pattern)
+
+    async def start(self, pattern: str, task: str, ctx: RunContext | None = None, *,
+                    team: Team | str | Path | None = None, thread_id: str | None = None,
                     listener: Listener | None = None) -> Outcome:
-        """Start a new run of `pattern` on `task`; returns at the approval gate or the end."""
+        """Start a new run of `pattern` on `task`; returns at the approval gate or the end.
+
+        `ctx` holds the run's settings (default: `RunContext()`); `team` is a `Team`, a team file's path
+        or a team's name (default: the one `ctx.team` names).
+        """
+        ctx = ctx or RunContext()
         task = task.strip()
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
         try:
             builder(pattern)
-            check_specs(ctx)
-            get_team(ctx.team)
-        except (LookupError, ModelSpecError) as exc:
+            chosen = load_team(team if team is not None else ctx.team)
+            kit = self._kit(chosen)
+            kit.check(chosen, ctx)
+        except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
         thread_id = thread_id or new_thread_id(task)
         if not THREAD_ID.match(thread_id):
@@ -138,8 +176,9 @@ class Runner:
         if await self.store.aget(INDEX, thread_id) is not None:
             raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
         default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
-        ctx = replace(ctx, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
-        info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time())
+        ctx = replace(ctx, team=chosen.name, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
+        info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time(),
+                       team=chosen.model_dump(mode="json"), objects=_object_names(kit, chosen))
         await self.store.aput(INDEX, thread_id, asdict(info), index=False)
         return await self._drive(info, {"task": task}, listener)
 
@@ -155,11 +194,12 @@ class Runner:
         if outcome.status in ("completed", "rejected"):
             raise TroupeError(f"run {thread_id!r} is already {outcome.status}; nothing to resume")
         if settings:
+            self._require_objects(info)
             info.context = replace(info.context, **settings)
             try:
-                check_specs(info.context)
-            except ModelSpecError as exc:
-                raise TroupeError(str(exc)) from None
+                self._kit(None).check(info.team_spec(), info.context)
+            except (LookupError, TeamError, ModelSpecError) as exc:
+                raise TroupeError(str(exc).strip("'\"")) from None
             await self.store.aput(INDEX, thread_id, asdict(info), index=False)
         if outcome.status == "awaiting_approval":
             return outcome
@@ -184,7 +224,7 @@ class Runner:
 
     async def outcome(self, info: RunInfo) -> Outcome:
         """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected."""
-        snapshot = await self.compile(info).aget_state(_config(info))
+        snapshot = await self.reader(info).aget_state(_config(info))
         errors = [t.error for t in snapshot.tasks if t.error]
         if snapshot.interrupts:
             status = "awaiting_approval"
@@ -204,7 +244,16 @@ class Runner:
     async def progress(self, thread_id: str) -> list[ProgressRecord]:
         return await read_progress(self.store, thread_id)
 
+    def _require_objects(self, info: RunInfo) -> None:
+        """A run started with objects goes on only with the same ones (by name), never silently without them."""
+        held = _object_names(self._kit(None), info.team_spec())
+        missing = {kind: sorted(set(names) - set(held[kind])) for kind, names in info.objects.items()}
+        if wanted := "; ".join(f"{kind}={names}" for kind, names in missing.items() if names):
+            raise TroupeError(f"run {info.thread_id!r} was started with objects this runner lacks ({wanted}): "
+                              "open the Runner with the same models=, tools= and agents= to carry it on")
+
     async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
+        self._require_objects(info)
         graph = self.compile(info)
         stream = graph.astream(payload, _config(info), context=info.context, stream_mode=STREAM_MODES,
                                durability="sync")
@@ -212,6 +261,12 @@ class Runner:
             if listener is not None:
                 listener(mode, chunk)
         return await self.outcome(info)
+
+
+def _object_names(kit: Kit, team: Team) -> dict[str, list[str]]:
+    """The names of the objects a run depends on: model keys, the team's tools it was given, agents."""
+    used = {t for r in team.roles for t in r.tools if mcp_server_of(t) is None}
+    return {"models": sorted(kit.models), "tools": sorted(set(kit.tools) & used), "agents": sorted(kit.agents)}
 
 
 def _config(info: RunInfo) -> RunnableConfig:

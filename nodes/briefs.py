@@ -12,6 +12,10 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 
+def request(instructions: str, brief: dict[str, Any]) -> str:
+    """The instructions followed by the brief as a JSON block."""
+    return f"{instructions}\n\n```json\n{json.dumps(brief, indent=1, ensure_ascii=False)}\n```"
+
+
 def prompt(system: str, instructions: str, brief: dict[str, Any]) -> list[BaseMessage]:
-    body = f"{instructions}\n\n```json\n{json.dumps(brief, indent=1, ensure_ascii=False)}\n```"
-    return [SystemMessage(system), HumanMessage(body)]
+    return [SystemMessage(system), HumanMessage(request(instructions, brief))]

@@ -28,6 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from nodes import offline_roles
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
+WORKSPACE = ("write_file", "read_file")
 _BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)
 
 
@@ -99,39 +100,52 @@ class OfflineChatModel(BaseChatModel):
     def _answer(self, messages: list[BaseMessage], tools: list[dict[str, Any]], mode: str | None) -> ChatResult:
         brief = _brief(messages)
         names = [t["function"]["name"] for t in tools]
-        tool_call: dict[str, Any] | None = None
+        calls: list[dict[str, Any]] = []
         content = ""
         if mode == "malformed":
             if names:
-                tool_call = {"name": names[0], "args": {"unexpected": "<<garbage>>"}}
+                calls = [{"name": names[0], "args": {"unexpected": "<<garbage>>"}}]
             else:
                 content = "<<garbage>>"
         elif self.role == "planner" and names:
-            tool_call = {"name": names[0], "args": offline_roles.plan(brief)}
+            calls = [{"name": names[0], "args": offline_roles.plan(brief)}]
         elif self.role == "reviewer" and names:
-            tool_call = {"name": names[0], "args": offline_roles.review(brief)}
+            calls = [{"name": names[0], "args": offline_roles.review(brief)}]
         elif self.role == "worker":
-            if "write_file" in names and not _answered_tool(messages):
-                body, _ = offline_roles.draft(brief, seed=self.seed, flaw_rate=self.draft_flaw_rate)
-                tool_call = {"name": "write_file", "args": {"path": brief["path"], "content": body}}
-            else:
-                content = offline_roles.summary(brief, brief.get("path", "the artifact"))
+            calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate)
         elif self.role == "synthesizer" and "tasks" in brief:
             content = offline_roles.report(brief)
         else:
             content = f"[{OFFLINE_LABEL}] {self.role}: noted."
         message = AIMessage(content=content, response_metadata={"model_name": "offline", "finish_reason": "stop"})
-        if tool_call is not None:
-            call_id = "call_" + hashlib.sha256(json.dumps(tool_call, sort_keys=True).encode()).hexdigest()[:12]
-            message.tool_calls = [create_tool_call(name=tool_call["name"], args=tool_call["args"], id=call_id)]
+        message.tool_calls = [
+            create_tool_call(name=c["name"], args=c["args"], id="call_" + hashlib.sha256(
+                json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]) for c in calls
+        ]
         prompt_tokens = sum(count_tokens(_text(m)) for m in messages)
-        out_tokens = count_tokens(content + (json.dumps(tool_call["args"]) if tool_call else ""))
+        out_tokens = count_tokens(content + "".join(json.dumps(c["args"]) for c in calls))
         message.usage_metadata = {
             "input_tokens": prompt_tokens,
             "output_tokens": out_tokens,
             "total_tokens": prompt_tokens + out_tokens,
         }
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _work(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[BaseMessage], *, seed: int,
+          flaw_rate: float) -> tuple[list[dict[str, Any]], str]:
+    """A worker's turn: first every tool of its own once, then the artifact with their results, then a summary."""
+    called = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    answered = {m.name or called.get(m.tool_call_id): str(m.text) for m in messages if isinstance(m, ToolMessage)}
+    own = [t["function"] for t in tools if t["function"]["name"] not in WORKSPACE and
+           t["function"]["name"] not in answered]
+    if own and "write_file" not in answered:
+        return [{"name": f["name"], "args": offline_roles.tool_args(f.get("parameters", {}), brief)} for f in own], ""
+    if any(t["function"]["name"] == "write_file" for t in tools) and "write_file" not in answered:
+        results = {name: text for name, text in answered.items() if name and name not in WORKSPACE}
+        body, _ = offline_roles.draft(brief, seed=seed, flaw_rate=flaw_rate, tool_results=results)
+        return [{"name": "write_file", "args": {"path": brief["path"], "content": body}}], ""
+    return [], offline_roles.summary(brief, brief.get("path", "the artifact"))
 
 
 def count_tokens(text: str) -> int:
@@ -153,5 +167,3 @@ def _brief(messages: list[BaseMessage]) -> dict[str, Any]:
     return {}
 
 
-def _answered_tool(messages: list[BaseMessage]) -> bool:
-    return any(isinstance(m, ToolMessage) for m in messages)

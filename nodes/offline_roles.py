@@ -115,10 +115,22 @@ def _one_per_role(roles: list[dict[str, Any]]) -> list[_Step]:
     return steps
 
 
-def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float) -> tuple[str, list[str]]:
+def tool_args(parameters: dict[str, Any], brief: dict[str, Any]) -> dict[str, Any]:
+    """Arguments for one of a worker's own tools, made from its JSON schema: text from the subtask, small numbers."""
+    sub = brief.get("subtask", {})
+    text = sub.get("description") or sub.get("title") or brief.get("task", "")
+    filler = {"string": text, "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
+    props: dict[str, Any] = parameters.get("properties", {})
+    return {name: filler.get(props[name].get("type", "string"), text) for name in parameters.get("required", [])
+            if name in props}
+
+
+def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float,
+          tool_results: dict[str, str] | None = None) -> tuple[str, list[str]]:
     """The artifact a worker writes: its content and the criteria it really addresses.
 
-    A seeded share of first drafts leaves one criterion out, so the review loop has work.
+    A seeded share of first drafts leaves one criterion out, so the review loop has work. What the
+    worker's own tools answered goes into the artifact under "Tool results".
     """
     sub = brief["subtask"]
     criteria: list[str] = list(sub["acceptance_criteria"])
@@ -136,6 +148,8 @@ def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float) -> tuple[str, l
     code = brief.get("path", "").endswith(".py")
     if api and not code:
         lines += _sections(sub["capability"], resource)
+    if tool_results:
+        lines += ["## Tool results", "", *(f"- {name}: {text}" for name, text in tool_results.items()), ""]
     lines += ["## Acceptance criteria", "", *(f"- [x] {c}: {_how(c, sub)}" for c in criteria)]
     body = "\n".join(lines) + "\n"
     if code:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
-from nodes.models import get_model
+from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
@@ -24,34 +25,41 @@ criterion; otherwise you list the unmet criteria and say concretely what to chan
 REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria."
 
 
-async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
-    ctx, task = runtime.context, state.subtask
-    try:
-        path = await scope.workspace(runtime) / state.path
-        artifact = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as exc:
-        return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}")
-    brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,
-             "round": state.round, "artifact": artifact}
-    model = get_model("reviewer", ctx, attempt=scope.attempt(runtime)).with_structured_output(ReviewVerdict)
-    try:
-        verdict = ReviewVerdict.model_validate(await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief)))
-    except (ValidationError, OutputParserException) as exc:
-        return await _fail(runtime, state, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
-    await scope.journal(runtime).post(
-        ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
-                     round=state.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
-    )
-    patch: dict[str, object]
-    if verdict.approved:
-        patch = {"status": TaskStatus.DONE}
-    elif state.round < ctx.max_review_rounds:
-        patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
-    else:
-        reason = f"still unresolved after {state.round} rounds: {verdict.feedback}"
-        patch = {"status": TaskStatus.FAILED, "reason": reason}
-    await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, state.round)
-    return {"board": {task.id: patch}}
+def reviewer(kit: Kit) -> Callable[..., Awaitable[dict]]:
+    """The review node: one artifact against its subtask's acceptance criteria; approve, send back or fail."""
+
+    async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
+        ctx, task = runtime.context, state.subtask
+        try:
+            path = await scope.workspace(runtime) / state.path
+            artifact = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        except OSError as exc:
+            return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}")
+        brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,
+                 "round": state.round, "artifact": artifact}
+        chat = kit.model("reviewer", runtime, agent=NAME, attempt=scope.attempt(runtime))
+        model = chat.with_structured_output(ReviewVerdict)
+        try:
+            answer = await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief))
+            verdict = ReviewVerdict.model_validate(answer)
+        except (ValidationError, OutputParserException) as exc:
+            return await _fail(runtime, state, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
+        await scope.journal(runtime).post(
+            ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
+                         round=state.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
+        )
+        patch: dict[str, object]
+        if verdict.approved:
+            patch = {"status": TaskStatus.DONE}
+        elif state.round < ctx.max_review_rounds:
+            patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
+        else:
+            reason = f"still unresolved after {state.round} rounds: {verdict.feedback}"
+            patch = {"status": TaskStatus.FAILED, "reason": reason}
+        await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, state.round)
+        return {"board": {task.id: patch}}
+
+    return review
 
 
 async def _fail(runtime: Runtime[RunContext], order: ReviewOrder, reason: str) -> dict:

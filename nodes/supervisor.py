@@ -17,8 +17,7 @@ from pydantic import ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
-from nodes.models import get_model
-from nodes.teams import get_team
+from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, TaskAssign
@@ -37,26 +36,34 @@ class PlanningError(RuntimeError):
     """The planner could not produce a usable plan."""
 
 
-async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
-    task = (state.get("task") or "").strip()
-    if not task:
-        raise PlanningError("the task is empty: say what the team should do")
-    team = get_team(runtime.context.team)
-    brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
-    planner = get_model("planner", runtime.context, attempt=scope.attempt(runtime)).with_structured_output(PlanDraft)
-    try:
-        draft = PlanDraft.model_validate(await planner.ainvoke(prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief)))
-    except (ValidationError, OutputParserException) as exc:
-        raise PlanningError(f"the planner's answer is not a valid plan: {str(exc).splitlines()[0]}") from exc
-    try:
-        tasks = [PlannedTask(**s.model_dump(), assignee=team.for_capability(s.capability).name) for s in draft.subtasks]
-    except LookupError as exc:
-        raise PlanningError(str(exc)) from exc
-    await scope.journal(runtime).post(
-        CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan ready", note=draft.summary)
-    )
-    return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
-            "status": "working"}
+def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
+    """The plan node: decomposes the task and assigns each subtask to the team's role for its capability."""
+
+    async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+        task = (state.get("task") or "").strip()
+        if not task:
+            raise PlanningError("the task is empty: say what the team should do")
+        team = await kit.team_for(runtime)
+        brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
+        chat = kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
+        try:
+            answer = await chat.with_structured_output(PlanDraft).ainvoke(
+                prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief))
+            draft = PlanDraft.model_validate(answer)
+        except (ValidationError, OutputParserException) as exc:
+            raise PlanningError(f"the planner's answer is not a valid plan: {str(exc).splitlines()[0]}") from exc
+        try:
+            tasks = [PlannedTask(**s.model_dump(), assignee=team.for_capability(s.capability).name)
+                     for s in draft.subtasks]
+        except LookupError as exc:
+            raise PlanningError(str(exc)) from exc
+        await scope.journal(runtime).post(
+            CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan ready", note=draft.summary)
+        )
+        return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+                "status": "working"}
+
+    return plan
 
 
 def dispatcher(*, work: str, review: str, finish: str) -> Callable[..., Awaitable[Command]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from langgraph.runtime import Runtime
 
 from nodes import scope
 from nodes.briefs import prompt
-from nodes.models import get_model
+from nodes.kit import Kit
 from state.context import RunContext
 from state.protocol import CheckpointMsg
 from state.team import TeamState
@@ -22,24 +23,29 @@ SYNTHESIS_INSTRUCTIONS = """Write the final report in Markdown: what was deliver
 how the parts fit together, and what is still open."""
 
 
-async def synthesize(state: TeamState, runtime: Runtime[RunContext]) -> dict:
-    plan, board, decision = state["plan"], state["board"], state.get("decision")
-    assert plan is not None
-    brief = {
-        "task": state["task"],
-        "plan_summary": plan.summary,
-        "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
-                   "path": board[t.id].artifact, "summary": board[t.id].summary, "reason": board[t.id].reason}
-                  for t in plan.tasks],
-        "comment": decision.comment if decision else "",
-    }
-    model = get_model("synthesizer", runtime.context, attempt=scope.attempt(runtime))
-    reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
-    result = reply.text.strip()
-    path = await scope.workspace(runtime) / RESULT_FILE
-    await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
-    await scope.journal(runtime).post(
-        CheckpointMsg(sender=NAME, recipient="user", correlation_id="result", label="completed",
-                      note=f"final report written to {RESULT_FILE}")
-    )
-    return {"result": result, "status": "completed"}
+def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
+    """The synthesis node: the approved work assembled into the run's result."""
+
+    async def synthesize(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+        plan, board, decision = state["plan"], state["board"], state.get("decision")
+        assert plan is not None
+        brief = {
+            "task": state["task"],
+            "plan_summary": plan.summary,
+            "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
+                       "path": board[t.id].artifact, "summary": board[t.id].summary, "reason": board[t.id].reason}
+                      for t in plan.tasks],
+            "comment": decision.comment if decision else "",
+        }
+        model = kit.model("synthesizer", runtime, agent=NAME, attempt=scope.attempt(runtime))
+        reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
+        result = reply.text.strip()
+        path = await scope.workspace(runtime) / RESULT_FILE
+        await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
+        await scope.journal(runtime).post(
+            CheckpointMsg(sender=NAME, recipient="user", correlation_id="result", label="completed",
+                          note=f"final report written to {RESULT_FILE}")
+        )
+        return {"result": result, "status": "completed"}
+
+    return synthesize

@@ -1,74 +1,104 @@
-"""A specialist at work: one subtask, seen through its scoped work order, with workspace tools."""
+"""A specialist at work: one subtask, seen through its scoped work order.
+
+A role is served either by troupe's own tool loop (its chat model with the role's tools: workspace
+files, the caller's tools, MCP servers) or by an agent the caller brought (`agents=`): the agent gets
+the same work order as a message, and its final message is its result. Both end the same way: an
+artifact in the workspace, handed to the reviewer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from nodes import scope
-from nodes.briefs import prompt
-from nodes.models import get_model
-from nodes.teams import get_team
+from nodes.briefs import prompt, request
+from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TaskRecord, TaskStatus
 from state.protocol import ArtifactMsg, Progress, ReviewRequest
+from state.roles import Role
 from state.team import WorkOrder
-from tools.workspace import workspace_tools
+from tools.mcp import ToolServerError
+from tools.workspace import sha256, workspace_config, write_file
 
 WORK_INSTRUCTIONS = """Do the subtask below. Write your deliverable to the file named in "path" with the \
 write_file tool (read_file reads the artifacts listed under "inputs"), then answer with a short summary of what \
 you delivered. Meet every acceptance criterion and address every point under "feedback"."""
 
+AGENT_INSTRUCTIONS = """Do the subtask below. Your final message is your deliverable: it is saved to the file \
+named in "path" unless you write files yourself with a write_file tool. Meet every acceptance criterion and \
+address every point under "feedback"."""
 
-async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
-    ctx, task = runtime.context, state.subtask
-    role = get_team(ctx.team).role(task.assignee)
-    journal = scope.journal(runtime)
-    await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
-                                note=f"started round {state.round}: {task.title}"))
-    tools = {t.name: t for t in workspace_tools(await scope.workspace(runtime)) if t.name in role.tools}
-    chat = get_model(role.model_role, ctx, attempt=scope.attempt(runtime), agent=role.name)
-    model = chat.bind_tools(list(tools.values()))
-    path = f"{task.id}-{task.capability}{role.artifact_suffix}"
-    brief = {
-        "role": role.name,
-        "subtask": task.model_dump(exclude={"assignee"}),
-        "round": state.round,
-        "feedback": state.feedback,
-        "inputs": [h.model_dump() for h in state.inputs],
-        "path": path,
-    }
-    messages: list[BaseMessage] = prompt(role.prompt, WORK_INSTRUCTIONS, brief)
-    written = await _tool_loop(model, tools, messages, ctx.max_tool_turns)
-    if not written:
-        reason = f"wrote no artifact in {ctx.max_tool_turns} model turns"
+
+class ToolFailure(RuntimeError):
+    """A tool failed in a way the model cannot work around (it raised, or its server died)."""
+
+
+def worker(kit: Kit) -> Callable[..., Awaitable[dict]]:
+    """The work node: runs one work order with the role's model and tools, or with the role's agent."""
+
+    async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
+        task = state.subtask
+        team = await kit.team_for(runtime)
+        role = team.role(task.assignee)
+        journal = scope.journal(runtime)
         await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
-                                    note=f"failed: {reason}"))
-        await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, state.round)
-        return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=state.round, reason=reason)}}
-    artifact = path if path in written else next(iter(written))
-    last = messages[-1]
-    summary = last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else ""
-    summary = summary or f"wrote {artifact}"
-    await journal.post(
-        ArtifactMsg(sender=role.name, recipient="supervisor", correlation_id=task.id, path=artifact,
-                    sha256=written[artifact], summary=summary, round=state.round),
-        ReviewRequest(sender=role.name, recipient="reviewer", correlation_id=task.id, path=artifact,
-                      round=state.round),
-    )
-    await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, state.round)
-    record = TaskRecord(status=TaskStatus.IN_REVIEW, round=state.round, artifact=artifact, summary=summary)
-    return {"board": {task.id: record}}
+                                    note=f"started round {state.round}: {task.title}"))
+        root = await scope.workspace(runtime)
+        brief = {
+            "role": role.name,
+            "subtask": task.model_dump(exclude={"assignee"}),
+            "round": state.round,
+            "feedback": state.feedback,
+            "inputs": [h.model_dump() for h in state.inputs],
+            "path": f"{task.id}-{task.capability}{role.artifact_suffix}",
+        }
+        try:
+            if role.name in kit.agents:
+                written, summary = await _agent_turn(kit.agents[role.name], role, brief, root)
+            else:
+                async with kit.role_tools(team, role) as tools:
+                    chat = kit.model(role.model_role, runtime, agent=role.name, role=role,
+                                     attempt=scope.attempt(runtime))
+                    written, summary = await _tool_loop(chat, tools, prompt(role.prompt, WORK_INSTRUCTIONS, brief),
+                                                        runtime.context.max_tool_turns, root)
+        except (ToolFailure, ToolServerError) as exc:
+            return await _failed(runtime, role, state, str(exc))
+        if not written:
+            turns = runtime.context.max_tool_turns
+            why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
+            return await _failed(runtime, role, state, why)
+        artifact = brief["path"] if brief["path"] in written else next(iter(written))
+        summary = summary or f"wrote {artifact}"
+        await journal.post(
+            ArtifactMsg(sender=role.name, recipient="supervisor", correlation_id=task.id, path=artifact,
+                        sha256=written[artifact], summary=summary, round=state.round),
+            ReviewRequest(sender=role.name, recipient="reviewer", correlation_id=task.id, path=artifact,
+                          round=state.round),
+        )
+        await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, state.round)
+        record = TaskRecord(status=TaskStatus.IN_REVIEW, round=state.round, artifact=artifact, summary=summary)
+        return {"board": {task.id: record}}
+
+    return work
 
 
 async def _tool_loop(
-    model: Runnable[Any, AIMessage], tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int
-) -> dict[str, str]:
-    """Let the model call its tools until it answers; returns {path: sha256} of the files it wrote."""
+    chat: Any, tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int, root: Path
+) -> tuple[dict[str, str], str]:
+    """Let the model call its tools until it answers: ({path: sha256} of the files it wrote, its summary)."""
+    model: Runnable[Any, AIMessage] = chat.bind_tools(list(tools.values())) if tools else chat
+    config = workspace_config(root, get_config())
     written: dict[str, str] = {}
     for _ in range(turns):
         reply = await model.ainvoke(messages)
@@ -76,13 +106,50 @@ async def _tool_loop(
         if not reply.tool_calls:
             break
         for call in reply.tool_calls:
-            tool = tools.get(call["name"])
-            if tool is None:
-                result = ToolMessage(f"unknown tool {call['name']!r}; you have {sorted(tools)}",
-                                     tool_call_id=call["id"], status="error")
-            else:
-                result = await tool.ainvoke(call)
+            result = await _call_tool(tools.get(call["name"]), call, sorted(tools), config)
             messages.append(result)
-            if isinstance(result.artifact, dict):
+            if isinstance(result.artifact, dict) and "sha256" in result.artifact:
                 written[result.artifact["path"]] = result.artifact["sha256"]
-    return written
+    last = messages[-1]
+    return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else ""
+
+
+async def _call_tool(tool: BaseTool | None, call: Any, known: list[str], config: Any) -> ToolMessage:
+    """One tool call as a tool message; an error the model can act on stays a message, a crash fails the task."""
+    if tool is None:
+        return ToolMessage(f"unknown tool {call['name']!r}; you have {known}", tool_call_id=call["id"],
+                           status="error")
+    try:
+        result = await tool.ainvoke(call, config)
+    except (ToolServerError, GraphBubbleUp):
+        raise
+    except Exception as exc:  # the caller's own tool raised: fail this task, say which tool and why
+        raise ToolFailure(f"tool {call['name']!r} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, ToolMessage):
+        return ToolMessage(str(result), tool_call_id=call["id"], name=call["name"])
+    return result
+
+
+async def _agent_turn(agent: Runnable[Any, Any], role: Role, brief: dict[str, Any], root: Path
+                      ) -> tuple[dict[str, str], str]:
+    """Run a caller's agent on the work order; the files it wrote, else its final message saved as the artifact."""
+    text = f"{role.prompt}\n\n{request(AGENT_INSTRUCTIONS, brief)}"
+    config = workspace_config(root, get_config())
+    result = await agent.ainvoke({"messages": [HumanMessage(text)]}, config)
+    messages = result.get("messages", []) if isinstance(result, dict) else []
+    written = {m.artifact["path"]: m.artifact["sha256"] for m in messages
+               if isinstance(m, ToolMessage) and isinstance(m.artifact, dict) and "sha256" in m.artifact}
+    final = next((m.text.strip() for m in reversed(messages) if isinstance(m, AIMessage) and not m.tool_calls), "")
+    if not written and final:
+        await asyncio.to_thread(write_file, brief["path"], final + "\n", config)
+        written = {brief["path"]: sha256(final + "\n")}
+    summary = final.splitlines()[0][:200] if final else ""
+    return written, summary
+
+
+async def _failed(runtime: Runtime[RunContext], role: Role, order: WorkOrder, reason: str) -> dict:
+    task = order.subtask
+    await scope.journal(runtime).post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
+                                               note=f"failed: {reason}"))
+    await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, order.round)
+    return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)}}

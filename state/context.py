@@ -10,13 +10,14 @@ class RunContext:
     """Settings of one run. Stored with the run so that a resume uses the same ones."""
 
     team: str = "software"
-    """Name of the ready-made team whose roles the supervisor assigns from."""
+    """Name of the team (built-in, user or $TROUPE_TEAMS) for a graph built without one; the runner sets it
+    to the name of the team a run was started with."""
 
     model: str = "offline"
-    """Default model spec for every agent: 'offline' or 'openai:<model name>'."""
+    """Default model spec for every agent: 'offline', 'openai:<model name>' or '<provider>:<model name>'."""
 
     models: dict[str, str] = field(default_factory=dict)
-    """Per model role overrides, e.g. {'planner': 'openai:gpt-4o', 'router': 'openai:gpt-4o-mini'}."""
+    """Specs by model role or agent name, e.g. {'planner': 'openai:gpt-4o', 'qa': 'openai:gpt-4o-mini'}."""
 
     base_url: str | None = None
     """OpenAI-compatible endpoint for 'openai:' specs (None: the client's default)."""

@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
             if not isinstance(body, dict):
                 raise BadRequest("the request body must be a JSON object")
-            self.server.record(body)
+            self.server.record(body, dict(self.headers))
             done = complete(body, seed=self.server.seed, latency=self.server.latency)
         except (json.JSONDecodeError, UnicodeDecodeError, BadRequest) as e:
             return self._error(400, str(e), "invalid_request_error")
@@ -207,9 +207,10 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.seed, self.latency, self.owner = owner.seed, owner.latency, owner
 
-    def record(self, body: dict[str, Any]) -> None:
+    def record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
         with self.owner.lock:
             self.owner.requests.append(body)
+            self.owner.headers.append(headers)
 
 
 class OpenAICompatServer:
@@ -218,6 +219,7 @@ class OpenAICompatServer:
     def __init__(self, *, seed: int = 7, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
         self.seed, self.latency, self.host, self.port = seed, latency, host, port
         self.requests: list[dict[str, Any]] = []  # every request body received, in order
+        self.headers: list[dict[str, str]] = []  # and its HTTP headers
         self.lock = threading.Lock()  # guards `requests`
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None

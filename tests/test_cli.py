@@ -22,7 +22,7 @@ def _one_line_error(result, *, code: int = 2) -> str:
         (["run", "hierarchical", "   "], "the task is empty"),
         (["run", "nope", TODO_TASK], "unknown pattern 'nope'; known: hierarchical"),
         (["run", "hierarchical", TODO_TASK, "--model", "gpt-4"], "unknown model 'gpt-4'"),
-        (["run", "hierarchical", TODO_TASK, "--model", "chef=offline"], "unknown model role(s) ['chef']"),
+        (["run", "hierarchical", TODO_TASK, "--model", "chef=offline"], "model setting 'chef': neither a model role"),
         (["run", "hierarchical", TODO_TASK, "--team", "circus"], "unknown team 'circus'"),
         (["run", "hierarchical", TODO_TASK, "--thread", "a/b"], "bad thread id 'a/b'"),
         (["resume", "ghost"], "no run with thread id 'ghost'"),

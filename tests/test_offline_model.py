@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -11,19 +12,19 @@ from typing import Any
 import pytest
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from nodes.briefs import prompt
-from nodes.models import ModelSpecError, check_specs, get_model
+from nodes.models import ModelSpecError, check_spec, get_model
 from nodes.offline_model import InjectedFailure, OfflineChatModel, count_tokens
-from nodes.teams import CONTENT, SOFTWARE
+from nodes.teams import load_team
 from state.context import RunContext
 from state.plan import PlanDraft
 from state.roles import Team
 from state.team import ReviewVerdict
-from tools.workspace import workspace_tools
+from tools.workspace import WORKSPACE_TOOLS, workspace_config
 
+SOFTWARE, CONTENT = load_team("software"), load_team("content")
 REST_TASK = "Build a REST API for todo management"
 BLOG_TASK = "Write a blog post about solar power"
 
@@ -45,8 +46,7 @@ def work_brief(subtask: dict[str, Any], path: str, round_: int = 1) -> list[Base
     return prompt("You are a specialist.", "Do the subtask below.", brief)
 
 
-def write_tool(root: Path) -> BaseTool:
-    return next(t for t in workspace_tools(root) if t.name == "write_file")
+WRITE_FILE = WORKSPACE_TOOLS[0]
 
 
 SUBTASK = {
@@ -110,7 +110,7 @@ def test_planner_only_uses_capabilities_of_the_team() -> None:
 def first_drafts(seed: int, flaw_rate: float = 0.4) -> list[AIMessage]:
     plan = make_plan(REST_TASK, SOFTWARE, seed=seed)
     worker = OfflineChatModel(role="worker", seed=seed, draft_flaw_rate=flaw_rate).bind_tools(
-        [write_tool(Path("unused"))]
+        [WRITE_FILE]
     )
     replies = []
     for s in plan.subtasks:
@@ -154,8 +154,7 @@ def test_flaw_rate_bounds() -> None:
 
 
 def test_worker_writes_with_the_tool_then_answers_in_text(tmp_path: Path) -> None:
-    tool = write_tool(tmp_path)
-    worker = OfflineChatModel(role="worker").bind_tools([tool])
+    worker = OfflineChatModel(role="worker").bind_tools([WRITE_FILE])
     messages = work_brief(SUBTASK, "T3-backend.py")
 
     async def run() -> tuple[AIMessage, AIMessage]:
@@ -182,15 +181,14 @@ def test_worker_writes_with_the_tool_then_answers_in_text(tmp_path: Path) -> Non
 
 def test_worker_tool_call_runs_through_the_tool_like_the_worker_node(tmp_path: Path) -> None:
     """nodes/worker.py passes the model's tool call straight to `tool.ainvoke(call)`: it must be a real tool call."""
-    tool = write_tool(tmp_path)
-    worker = OfflineChatModel(role="worker", draft_flaw_rate=0.0).bind_tools([tool])
+    worker = OfflineChatModel(role="worker", draft_flaw_rate=0.0).bind_tools([WRITE_FILE])
     messages = work_brief(SUBTASK, "T3-backend.py")
 
     async def run() -> tuple[Any, AIMessage]:
         first = await worker.ainvoke(messages)
         call = first.tool_calls[0]
         assert call.get("type") == "tool_call", f"tool call lacks type='tool_call': {call}"
-        result = await tool.ainvoke(call)
+        result = await WRITE_FILE.ainvoke(call, workspace_config(tmp_path))
         assert isinstance(result, ToolMessage), f"tool returned {result!r}, not a ToolMessage"
         second = await worker.ainvoke([*messages, first, result])
         return result, second
@@ -244,7 +242,7 @@ def test_reviewer_approves_a_complete_artifact() -> None:
 
 
 def test_usage_metadata_counts_tokens() -> None:
-    reply = OfflineChatModel(role="worker").bind_tools([write_tool(Path("unused"))]).invoke(
+    reply = OfflineChatModel(role="worker").bind_tools([WRITE_FILE]).invoke(
         work_brief(SUBTASK, "T3-backend.py")
     )
     plain = OfflineChatModel(role="router").invoke([HumanMessage("route this please")])
@@ -354,7 +352,7 @@ def test_fail_timeout_hangs_until_cancelled() -> None:
 
 
 def test_get_model_offline_default() -> None:
-    model = get_model("planner", RunContext())
+    model = get_model("planner", RunContext(), agent="supervisor")
     assert isinstance(model, OfflineChatModel)
     assert model.role == "planner"
     assert model.seed == RunContext().seed
@@ -362,42 +360,36 @@ def test_get_model_offline_default() -> None:
 
 
 def test_get_model_passes_run_settings() -> None:
-    ctx = RunContext(seed=42, latency=0.5, draft_flaw_rate=0.9, fail={"reviewer": "raise:2"})
-    reviewer = get_model("reviewer", ctx, attempt=3)
+    ctx = RunContext(seed=42, latency=0.5, draft_flaw_rate=0.9, fail={"reviewer": "raise:2", "qa": "malformed"})
+    reviewer = get_model("reviewer", ctx, agent="reviewer", attempt=3)
     assert isinstance(reviewer, OfflineChatModel)
     assert (reviewer.role, reviewer.seed, reviewer.latency, reviewer.draft_flaw_rate) == ("reviewer", 42, 0.5, 0.9)
     assert (reviewer.fail, reviewer.attempt) == ("raise:2", 3)
-    worker = get_model("worker", ctx)
+    worker = get_model("worker", ctx, agent="backend")
     assert isinstance(worker, OfflineChatModel) and worker.fail is None
+    qa = get_model("worker", ctx, agent="qa")
+    assert isinstance(qa, OfflineChatModel) and qa.fail == "malformed"
 
 
 @pytest.mark.parametrize(
-    "ctx",
+    ("spec", "message"),
     [
-        RunContext(model="gpt-4"),
-        RunContext(model="foo:bar"),
-        RunContext(model="openai:"),
-        RunContext(models={"planner": "anthropic:claude"}),
-        RunContext(models={"critic": "offline"}),
+        ("gpt-4", "use 'offline', 'openai:NAME' or 'PROVIDER:NAME'"),
+        ("foo:bar", "unknown model provider 'foo'"),
+        ("openai:", "unknown model 'openai:'"),
+        ("anthropic:claude-x", "pip install langchain-anthropic"),
     ],
-    ids=["no-provider", "unknown-provider", "no-name", "bad-override", "unknown-role"],
+    ids=["no-provider", "unknown-provider", "no-name", "package-missing"],
 )
-def test_check_specs_rejects(ctx: RunContext) -> None:
-    with pytest.raises(ModelSpecError):
-        check_specs(ctx)
-
-
-def test_check_specs_messages() -> None:
-    with pytest.raises(ModelSpecError, match="gpt-4"):
-        check_specs(RunContext(model="gpt-4"))
-    with pytest.raises(ModelSpecError, match="critic"):
-        check_specs(RunContext(models={"critic": "offline"}))
+def test_check_spec_rejects(spec: str, message: str) -> None:
+    with pytest.raises(ModelSpecError, match=re.escape(message)):
+        check_spec(spec)
     assert issubclass(ModelSpecError, ValueError)
 
 
-def test_check_specs_accepts_valid_specs() -> None:
-    check_specs(RunContext())
-    check_specs(RunContext(model="openai:gpt-4o-mini", models={"planner": "openai:gpt-4o", "worker": "offline"}))
+def test_check_spec_accepts_valid_specs() -> None:
+    for spec in ("offline", "openai:gpt-4o-mini", "azure_openai:gpt-4o"):  # azure's package is langchain-openai
+        check_spec(spec)
 
 
 def test_get_model_openai_is_constructed_not_called(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,7 +398,7 @@ def test_get_model_openai_is_constructed_not_called(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     base_url = "http://127.0.0.1:9/v1"
     ctx = RunContext(model="openai:gpt-4o-mini", base_url=base_url)
-    model = get_model("worker", ctx)
+    model = get_model("worker", ctx, agent="backend")
     assert isinstance(model, ChatOpenAI)
     assert model.model_name == "gpt-4o-mini"
     assert model.openai_api_base == base_url
@@ -417,10 +409,10 @@ def test_get_model_per_role_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     ctx = RunContext(models={"planner": "openai:gpt-4o-mini"}, base_url="http://127.0.0.1:9/v1")
-    assert isinstance(get_model("planner", ctx), ChatOpenAI)
-    assert isinstance(get_model("worker", ctx), OfflineChatModel)
+    assert isinstance(get_model("planner", ctx, agent="supervisor"), ChatOpenAI)
+    assert isinstance(get_model("worker", ctx, agent="backend"), OfflineChatModel)
     with pytest.raises(ModelSpecError):
-        get_model("worker", RunContext(model="foo:bar"))
+        get_model("worker", RunContext(model="foo"), agent="backend")
 
 
 def test_a_team_without_any_fitting_skill_still_gets_a_plan_from_its_own_roles() -> None:

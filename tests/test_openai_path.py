@@ -165,7 +165,7 @@ def test_streamed_structured_output(server: OpenAICompatServer) -> None:
 
 def test_get_model_talks_to_the_server(server: OpenAICompatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    model = get_model("planner", RunContext(model="openai:planner", base_url=server.url))
+    model = get_model("planner", RunContext(model="openai:planner", base_url=server.url), agent="supervisor")
 
     assert isinstance(model, ChatOpenAI)
     plan = model.with_structured_output(PlanDraft).invoke(TASK)

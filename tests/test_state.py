@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import ToolMessage
 from pydantic import ValidationError
 
-from nodes.teams import CONTENT, SOFTWARE, TEAMS, get_team
+from nodes.teams import load_team
 from state.plan import PlanDraft, Subtask, TaskRecord, TaskStatus
 from state.protocol import (
     ArtifactMsg,
@@ -28,9 +28,17 @@ from state.protocol import (
     TaskAssign,
     parse_message,
 )
-from state.roles import Role, Team
+from state.roles import Role, Team, TeamError
 from state.team import merge_board
-from tools.workspace import workspace_tools
+from tools.workspace import WORKSPACE_TOOLS, workspace_config
+
+SOFTWARE, CONTENT = load_team("software"), load_team("content")
+TEAMS = {t.name: t for t in (SOFTWARE, CONTENT)}
+
+
+def workspace_tools(root: Path) -> list[Any]:
+    """The workspace tools bound to one folder, as a worker invokes them."""
+    return [t.with_config(workspace_config(root)) for t in WORKSPACE_TOOLS]
 
 # --- plans -------------------------------------------------------------------------------------------------------
 
@@ -214,7 +222,7 @@ def role(name: str, *caps: str) -> Role:
 
 
 def test_team_rejects_duplicate_role_names() -> None:
-    with pytest.raises(ValidationError, match="duplicate role names"):
+    with pytest.raises(ValidationError, match="duplicate role name 'qa'"):
         Team(name="t", description="d", roles=[role("qa", "testing"), role("qa", "qa")])
 
 
@@ -256,11 +264,11 @@ def test_team_role_lookup() -> None:
         SOFTWARE.role("ghost")
 
 
-def test_get_team_known_and_unknown() -> None:
-    assert get_team("software") is SOFTWARE
-    assert get_team("content") is CONTENT
-    with pytest.raises(LookupError) as exc:
-        get_team("marketing")
+def test_load_team_known_and_unknown() -> None:
+    assert load_team("software") == SOFTWARE
+    assert [r.name for r in load_team("content").roles] == ["researcher", "strategist", "writer", "editor"]
+    with pytest.raises(TeamError) as exc:
+        load_team("marketing")
     message = str(exc.value)
     assert "marketing" in message
     for name in TEAMS:
@@ -284,7 +292,7 @@ def test_workspace_write_then_read_round_trip(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     root.mkdir()
     write, read = workspace_tools(root)
-    assert (write.name, read.name) == ("write_file", "read_file")
+    assert [t.name for t in WORKSPACE_TOOLS] == ["write_file", "read_file"]
     content = "# Title\n\nnon-ascii: héllo ✓\n"
     msg = write.invoke(call("write_file", path="docs/T1-design.md", content=content))
     assert isinstance(msg, ToolMessage)

@@ -1,0 +1,158 @@
+"""What every node of a pattern closes over: the team and the objects its caller brought.
+
+`Kit.create(team=..., models=..., tools=..., agents=...)` checks everything once, when the graph is
+built: tool names every role uses must exist, model specs must be servable, `models=` keys and
+`agents=` names must be agents of the team. Objects stay here, never in the checkpointed state or
+the stored run settings; a resumed run gets them again from its caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.runtime import Runtime
+
+from nodes.models import Models, check_spec, get_model, model_objects, spec_for
+from nodes.teams import load_team
+from state.context import RunContext
+from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
+from tools.mcp import mcp_tools
+from tools.workspace import WORKSPACE_TOOLS
+
+BUILT_IN_AGENTS: dict[str, ModelRole] = {"supervisor": "planner", "reviewer": "reviewer", "synthesizer": "synthesizer"}
+"""troupe's own agents and the model role each asks for (keys a caller may use in `models=`)."""
+
+Tools = Sequence[BaseTool | Callable[..., Any]] | None
+"""What callers pass as `tools=`: LangChain tools or plain functions (their docstring tells the model what they do)."""
+
+Agents = Mapping[str, Runnable[Any, Any]] | Sequence[Runnable[Any, Any]] | None
+"""What callers pass as `agents=`: compiled graphs (or any runnable taking {'messages': [...]}) by role name, or a
+list of compiled graphs whose names (`create_agent(..., name='researcher')`) are role names."""
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The team (None: named by the run's context at run time) and the caller's models, tools and agents."""
+
+    team: Team | None = None
+    models: Mapping[str, BaseChatModel] = field(default_factory=dict)
+    tools: Mapping[str, BaseTool] = field(default_factory=dict)
+    agents: Mapping[str, Runnable[Any, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, team: Team | str | Path | None = None, models: Models = None, tools: Tools = None,
+               agents: Agents = None) -> Kit:
+        kit = cls(team=load_team(team) if team is not None else None, models=model_objects(models),
+                  tools=_tools_by_name(tools or ()), agents=_agents_by_name(agents or {}))
+        if kit.team is not None:
+            kit.check(kit.team, RunContext())
+        return kit
+
+    def check(self, team: Team, ctx: RunContext) -> None:
+        """Every name the team and the run use resolves: tools, model keys, agents, model specs."""
+        for i, role in enumerate(team.roles):
+            for j, name in enumerate(role.tools):
+                if mcp_server_of(name) is None and name not in self._tool_names():
+                    known = ", ".join(sorted(self._tool_names()))
+                    raise TeamError(f"{team.where('roles', i, 'tools', j)}: unknown tool {name!r} in role "
+                                    f"{role.name!r}; known: {known} (pass your own with tools=)")
+            if role.model:
+                _check(role.model, team.where("roles", i, "model"))
+        agent_names = {r.name for r in team.roles} | set(BUILT_IN_AGENTS)
+        for key in self.models:
+            if key not in {*MODEL_ROLES, *agent_names, "*"}:
+                raise TeamError(f"models[{key!r}]: neither a model role ({', '.join(MODEL_ROLES)}) nor an agent of "
+                                f"team {team.name!r} ({', '.join(sorted(agent_names))})")
+        for name in self.agents:
+            if name not in {r.name for r in team.roles}:
+                raise TeamError(f"agents[{name!r}]: team {team.name!r} has no role {name!r} for it; add a role with "
+                                "that name and its capabilities")
+        for key, spec in {"model": ctx.model, **ctx.models}.items():
+            if key != "model" and key not in {*MODEL_ROLES, *agent_names}:
+                raise TeamError(f"model setting {key!r}: neither a model role ({', '.join(MODEL_ROLES)}) nor an agent "
+                                f"of team {team.name!r}")
+            _check(spec, f"model {key}" if key != "model" else "model")
+
+    async def team_for(self, runtime: Runtime[RunContext]) -> Team:
+        """The built-in team, else the one the run's context names (read off the event loop, then checked)."""
+        if self.team is not None:
+            return self.team
+        team = await asyncio.to_thread(load_team, runtime.context.team)
+        self.check(team, runtime.context)
+        return team
+
+    def model(self, model_role: ModelRole, runtime: Runtime[RunContext], *, agent: str, role: Role | None = None,
+              attempt: int = 1) -> BaseChatModel:
+        """The chat model for one agent (see `nodes.models` for the order models are chosen in)."""
+        return get_model(model_role, runtime.context, agent=agent, role=role, objects=self.models, attempt=attempt)
+
+    @asynccontextmanager
+    async def role_tools(self, team: Team, role: Role) -> AsyncIterator[dict[str, BaseTool]]:
+        """The role's tools by name; its MCP servers are connected for as long as the block runs."""
+        refs = [t for t in role.tools if mcp_server_of(t) is not None]
+        own = {t.name: t for t in WORKSPACE_TOOLS} | dict(self.tools)
+        async with mcp_tools(team.mcp_servers, refs) as remote:
+            yield {name: own[name] for name in role.tools if name in own} | remote
+
+    def _tool_names(self) -> set[str]:
+        return {t.name for t in WORKSPACE_TOOLS} | set(self.tools)
+
+    def described(self, team: Team, ctx: RunContext) -> dict[str, str]:
+        """Which model serves each agent, as names (what a run stores and prints, never the objects)."""
+        out: dict[str, str] = {}
+        agents: list[tuple[str, ModelRole, Role | None]] = [(a, r, None) for a, r in BUILT_IN_AGENTS.items()]
+        agents += [(r.name, r.model_role, r) for r in team.roles]
+        for agent, model_role, role in agents:
+            if agent in self.agents:
+                out[agent] = f"agent {type(self.agents[agent]).__name__}"
+                continue
+            obj = next((self.models[k] for k in (agent, model_role, "*") if k in self.models), None)
+            out[agent] = f"object {type(obj).__name__}" if obj else spec_for(model_role, ctx, agent=agent, role=role)
+        return out
+
+
+def _tools_by_name(tools: Sequence[BaseTool | Callable[..., Any]]) -> dict[str, BaseTool]:
+    by_name: dict[str, BaseTool] = {}
+    for t in tools:
+        made = t if isinstance(t, BaseTool) else _from_function(t)
+        if made.name in by_name or made.name in {w.name for w in WORKSPACE_TOOLS}:
+            raise TeamError(f"tools=: two tools are named {made.name!r}; tool names must be unique")
+        by_name[made.name] = made
+    return by_name
+
+
+def _agents_by_name(agents: Mapping[str, Runnable[Any, Any]] | Sequence[Runnable[Any, Any]]) -> dict[str, Any]:
+    if isinstance(agents, Mapping):
+        return dict(agents)
+    by_name: dict[str, Runnable[Any, Any]] = {}
+    for agent in agents:
+        name = getattr(agent, "name", None)
+        if not name or name in by_name or name == "LangGraph":  # LangGraph's default name: none was given
+            raise TeamError(f"agents=: cannot tell which role {agent!r:.60} serves; name it after its role "
+                            "(create_agent(..., name='researcher')) or pass agents={'researcher': agent}")
+        by_name[name] = agent
+    return by_name
+
+
+def _from_function(fn: Callable[..., Any]) -> BaseTool:
+    if not callable(fn):
+        raise TeamError(f"tools=: {fn!r} is neither a LangChain tool nor a function")
+    try:
+        return StructuredTool.from_function(fn, handle_tool_error=True, handle_validation_error=True)
+    except ValueError as exc:  # e.g. no docstring to tell the model what it does
+        raise TeamError(f"tools=: cannot make a tool of {getattr(fn, '__name__', fn)!r}: {exc}") from None
+
+
+def _check(spec: str, where: str) -> None:
+    try:
+        check_spec(spec)
+    except ValueError as exc:
+        raise TeamError(f"{where}: {exc}") from None
