@@ -1,29 +1,83 @@
-"""The README's Python examples run as written."""
+"""The README's examples run as written: its Python blocks, its team files and the commands that use them.
+
+Python blocks that build a `ChatOpenAI` talk to the local OpenAI-compatible test server (through the
+standard `OPENAI_BASE_URL` and `OPENAI_API_KEY` variables), which answers with the offline model.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from conftest import cli_env
+from openai_server import OpenAICompatServer
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+PYTHON = re.findall(r"```python\n(.*?)```", README, re.S)
+TEAM_FILES = {m.group(1): m.group(0) for m in re.finditer(r"# (\w+\.yaml)\n.*?(?=```)", README, re.S)}
+COMMANDS = [line for block in re.findall(r"```sh\n(.*?)```", README, re.S) for line in block.splitlines()
+            if re.match(r"troupe (teams check|run \S+ .* --team-file)", line)]
+
+# What each Python block prints, found by a line of the block.
+EXPECTED = {
+    'ctx = RunContext(workspace_root="workspaces", team="content")': [
+        "awaiting_approval", "['researcher', 'strategist', 'writer', 'editor']", re.compile(r"completed .*SUMMARY\.md"),
+    ],
+    "tools=[word_count]) as r:": ["awaiting_approval ['researcher', 'writer']"],
+    "agents=[editor]": ["T4 done"],
+}
 
 
-def test_readme_python_examples_run(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert blocks, "the README has no Python example"
-    for i, code in enumerate(blocks):
-        script = tmp_path / f"example_{i}.py"
-        script.write_text(code)
-        out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                             env=cli_env(tmp_path / "unused.sqlite"), timeout=120)
-        assert out.returncode == 0, out.stderr
-        lines = out.stdout.splitlines()
-        assert lines[0] == "awaiting_approval"
-        assert lines[1] == "['researcher', 'strategist', 'writer', 'editor']"
-        assert lines[2].startswith("completed ") and lines[2].endswith("SUMMARY.md")
-        assert any(line.startswith("REVIEW_RESULT reviewer -> ") for line in lines)
-    assert (tmp_path / "demo.sqlite").exists()
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenAICompatServer]:
+    with OpenAICompatServer() as s:
+        yield s
+
+
+def env(tmp_path: Path, server: OpenAICompatServer) -> dict[str, str]:
+    """A clean environment; `python` is this interpreter (a team file starts its MCP server with it)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**cli_env(tmp_path / "troupe.sqlite"), "PATH": path, "OPENAI_BASE_URL": server.url,
+            "OPENAI_API_KEY": "sk-readme"}
+
+
+@pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
+def test_readme_python_examples_run(tmp_path: Path, server: OpenAICompatServer, code: str) -> None:
+    (tmp_path / "example.py").write_text(code)
+    out = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env(tmp_path, server), timeout=120)
+    assert out.returncode == 0, out.stderr
+    marker = next(m for m in EXPECTED if m in code)
+    lines = out.stdout.splitlines()
+    for expected, line in zip(EXPECTED[marker], lines, strict=False):
+        assert expected.fullmatch(line) if isinstance(expected, re.Pattern) else line == expected, (line, expected)
+    assert len(lines) >= len(EXPECTED[marker])
+
+
+def test_every_python_block_is_checked() -> None:
+    assert len(PYTHON) == len(EXPECTED) and all(any(m in code for code in PYTHON) for m in EXPECTED)
+
+
+def test_readme_team_files_and_their_commands_run(tmp_path: Path, server: OpenAICompatServer) -> None:
+    assert set(TEAM_FILES) == {"data.yaml", "reference.yaml", "scribes.yaml"}
+    for name, text in TEAM_FILES.items():
+        (tmp_path / name).write_text(text)
+    shutil.copy(ROOT / "tests" / "mcp_notes_server.py", tmp_path / "notes_server.py")
+    assert len(COMMANDS) == 3
+    for command in [*COMMANDS, "troupe teams check reference.yaml"]:
+        args = shlex.split(command)[1:]
+        out = subprocess.run([sys.executable, "-m", "graphs.cli", *args], cwd=tmp_path, capture_output=True,
+                             text=True, env=env(tmp_path, server), stdin=subprocess.DEVNULL, timeout=180)
+        assert out.returncode == 0, (command, out.stderr)
+        assert ("status: completed" if args[0] == "run" else "ok: ") in out.stdout, (command, out.stdout)
+    notes = [json.loads(line) for line in (tmp_path / "notes.jsonl").read_text().splitlines()]
+    assert notes and {n["tool"] for n in notes} == {"add_note"}, "the MCP server was not called"
