@@ -315,10 +315,10 @@ def test_the_shipped_teams_are_files(tmp_path: Path) -> None:
 NOTES_SERVER = Path(__file__).with_name("mcp_notes_server.py")
 
 
-def notes_team(log: Path, *, crash: bool = False) -> Team:
+def notes_team(log: Path, *, crash: bool = False, command: str = sys.executable) -> Team:
     """The writers, the writer with the notes server's `add_note` tool (started over stdio)."""
     env = {"NOTES_LOG": str(log), "NOTES_CRASH_ON_ADD": "1" if crash else "0"}
-    server = McpServer(command=sys.executable, args=[str(NOTES_SERVER)], env=env)
+    server = McpServer(command=command, args=[str(NOTES_SERVER)], env=env)
     return writers(writer_tools=["write_file", "mcp:notes/add_note"], mcp_servers={"notes": server})
 
 
@@ -339,12 +339,14 @@ def test_a_worker_calls_a_real_mcp_server_over_stdio(db: Path, ctx: RunContext, 
     assert saved in (Path(ctx.workspace_root) / "mcp" / record.artifact).read_text()
 
 
-def test_an_mcp_server_dying_mid_run_fails_only_that_task(db: Path, ctx: RunContext, tmp_path: Path) -> None:
+@pytest.mark.parametrize("failure", ["dies mid-run", "does not start"])
+def test_an_mcp_server_that_fails_fails_only_that_task(db: Path, ctx: RunContext, tmp_path: Path,
+                                                       failure: str) -> None:
     log = tmp_path / "notes.jsonl"
+    team = notes_team(log, crash=True) if failure == "dies mid-run" else notes_team(log, command="no-such-server")
 
     async def go(runner: Runner) -> Any:
-        outcome = await runner.start("hierarchical", BLOG_TASK, ctx, team=notes_team(log, crash=True),
-                                     thread_id="dies")
+        outcome = await runner.start("hierarchical", BLOG_TASK, ctx, team=team, thread_id="dies")
         return outcome, await runner.journal("dies")
 
     outcome, messages = run(db, go)
@@ -354,8 +356,12 @@ def test_an_mcp_server_dying_mid_run_fails_only_that_task(db: Path, ctx: RunCont
     research = next(t for t in plan.tasks if t.assignee == "researcher")
     assert board[research.id].status == TaskStatus.DONE
     assert board[writing.id].status == TaskStatus.FAILED
-    assert "MCP server 'notes' failed during 'add_note'" in (board[writing.id].reason or "")
-    assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["add_note"]
+    if failure == "dies mid-run":
+        assert "MCP server 'notes' failed during 'add_note'" in (board[writing.id].reason or "")
+        assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["add_note"]
+    else:
+        assert "MCP server 'notes' did not start: FileNotFoundError" in (board[writing.id].reason or "")
+        assert not log.exists()
     failed = [m for m in messages if m.kind == Kind.PROGRESS and m.correlation_id == writing.id
               and m.note.startswith("failed:")]
     assert len(failed) == 1 and "MCP server 'notes'" in failed[0].note
