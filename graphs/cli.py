@@ -11,8 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pydantic_core import to_jsonable_python
+
 from graphs.console import Feed, approval_text, describe
-from graphs.registry import PATTERNS
+from graphs.registry import PATTERNS, builder
 from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id
 from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
@@ -93,8 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_show)
 
-    patterns = sub.add_parser("patterns", help="list the orchestration patterns")
+    patterns = sub.add_parser("patterns", help="list the orchestration patterns and when to pick each")
     patterns.set_defaults(handler=_patterns)
+
+    graph = sub.add_parser("graph", help="a pattern's graph as Mermaid text, or a PNG (--png FILE)")
+    graph.add_argument("pattern", help=f"one of: {', '.join(PATTERNS)}")
+    graph.add_argument("--png", type=Path, metavar="FILE", help="render to a PNG file offline (needs pygraphviz)")
+    graph.set_defaults(handler=_graph)
 
     teams = sub.add_parser("teams", help="list the teams (built-in, user, $TROUPE_TEAMS); `teams check PATH`")
     teams.set_defaults(handler=_teams)
@@ -271,6 +278,7 @@ async def _show(args: argparse.Namespace) -> int:
             "progress": [p.model_dump() for p in progress],
             "messages": [m.model_dump(mode="json") for m in messages],
             "result": outcome.values.get("result"),
+            "state": to_jsonable_python(outcome.values),
         }
         print(json.dumps(doc, indent=2))
         return 0
@@ -286,6 +294,8 @@ async def _show(args: argparse.Namespace) -> int:
     print(f"\nmessages ({len(messages)}):")
     for m in messages:
         print(f"  {describe(m)}")
+    if outcome.values.get("result"):
+        print(f"\nresult:\n{outcome.values['result']}")
     return 0
 
 
@@ -311,8 +321,26 @@ async def _check_team(args: argparse.Namespace) -> int:
 
 
 async def _patterns(args: argparse.Namespace) -> int:
-    for name, (_, summary) in PATTERNS.items():
+    for name, summary in PATTERNS.items():
         print(f"{name:<14} {summary}")
+    return 0
+
+
+async def _graph(args: argparse.Namespace) -> int:
+    try:
+        drawable = builder(args.pattern)().compile(name=args.pattern).get_graph()
+    except LookupError as exc:
+        raise TroupeError(str(exc).strip("'\"")) from None
+    if args.png is None:
+        print(drawable.draw_mermaid())
+        return 0
+    try:
+        drawable.draw_png(str(args.png))
+    except ImportError:
+        raise TroupeError("--png renders with pygraphviz, which is not installed: `pip install pygraphviz` "
+                          "(its wheel bundles graphviz), or render the Mermaid text of `troupe graph "
+                          f"{args.pattern}` elsewhere") from None
+    print(f"wrote {args.png}")
     return 0
 
 

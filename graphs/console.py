@@ -60,10 +60,13 @@ def describe(m: AnyMessage) -> str:
 
 
 def approval_text(request: dict[str, Any]) -> str:
+    """What a person is asked at an interrupt: the question, the tasks (if any) and any details."""
     lines = [request["question"]]
     lines += [f"  {t['id']:<4}{t['status']:<10}{t['assignee']:<12} {t['title']}"
               + (f" -> {t['artifact']}" if t.get("artifact") else "") + (f" ({t['reason']})" if t.get("reason") else "")
-              for t in request["tasks"]]
+              for t in request.get("tasks", [])]
+    if request.get("details"):
+        lines += [f"  {line}" for line in str(request["details"]).splitlines()]
     if request.get("error"):
         lines.append(f"  note: {request['error']}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from langgraph.graph import END
 from langgraph.runtime import Runtime
@@ -30,18 +31,23 @@ def approval_request(state: TeamState) -> dict:
     }
 
 
-def approval_gate(*, approved: str) -> Callable[..., Awaitable[Command]]:
-    """The gate node: on approval the run goes on to `approved`, on rejection it ends."""
+def approval_gate(*, approved: str, request: Callable[[Any], dict[str, Any]] = approval_request
+                  ) -> Callable[..., Awaitable[Command]]:
+    """The gate node: on approval the run goes on to `approved`, on rejection it ends.
 
-    async def approve(state: TeamState, runtime: Runtime[RunContext]) -> Command:
-        request = approval_request(state)
+    `request(state)` is what the person is shown: a dict with a "question", and optionally "tasks"
+    (id, title, assignee, status, artifact, reason) and "details" (free text).
+    """
+
+    async def approve(state: Any, runtime: Runtime[RunContext]) -> Command:
+        shown = request(state)
         while True:
-            answer = interrupt(request)
+            answer = interrupt(shown)
             try:
                 decision = Decision.model_validate(answer)
                 break
             except ValidationError:
-                request = {**request, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+                shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
         label = "approved" if decision.approved else "rejected"
         await scope.journal(runtime).post(
             CheckpointMsg(sender=decision.by, recipient="supervisor", correlation_id="approval", label=label,

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
+from pydantic import BaseModel, ValidationError
 
 from nodes.models import Models, check_spec, get_model, model_objects, spec_for
 from nodes.teams import load_team
@@ -26,6 +27,8 @@ from state.context import RunContext
 from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
 from tools.mcp import mcp_tools
 from tools.workspace import WORKSPACE_TOOLS
+
+S = TypeVar("S", bound=BaseModel)
 
 BUILT_IN_AGENTS: dict[str, ModelRole] = {"supervisor": "planner", "reviewer": "reviewer", "synthesizer": "synthesizer"}
 """troupe's own agents and the model role each asks for (keys a caller may use in `models=`)."""
@@ -101,6 +104,16 @@ class Kit:
         own = {t.name: t for t in WORKSPACE_TOOLS} | dict(self.tools)
         async with mcp_tools(team.mcp_servers, refs) as remote:
             yield {name: own[name] for name in role.tools if name in own} | remote
+
+    def settings(self, team: Team, pattern: str, schema: type[S], overrides: Mapping[str, Any]) -> S:
+        """A pattern's settings: the team's `patterns.<pattern>` section, then `build()` keywords (None: unset)."""
+        data = {**team.patterns.get(pattern, {}), **{k: v for k, v in overrides.items() if v is not None}}
+        try:
+            return schema.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise TeamError(f"{team.where('patterns', pattern, *first['loc'])}: {field}: {first['msg']}") from None
 
     def _tool_names(self) -> set[str]:
         return {t.name for t in WORKSPACE_TOOLS} | set(self.tools)

@@ -25,10 +25,24 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from nodes import offline_roles
+from nodes import offline_consensus, offline_debate, offline_parallel, offline_roles, offline_router, offline_sequential
+from nodes.offline_roles import Answer, Play
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
 WORKSPACE = ("write_file", "read_file")
+MODES = ("raise", "timeout", "malformed", "disagree", "lie")
+"""How an agent can be told to misbehave: fail, hang, return garbage, take the contrary view, or lie."""
+
+STRUCTURED: dict[str, Answer] = {
+    "PlanDraft": offline_roles.plan_answer,
+    "ReviewVerdict": offline_roles.review_answer,
+    **offline_sequential.ANSWERS,
+    **offline_parallel.ANSWERS,
+    **offline_router.ANSWERS,
+    **offline_debate.ANSWERS,
+    **offline_consensus.ANSWERS,
+}
+"""Structured-output schema name -> how the offline model answers it."""
 _BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)
 
 
@@ -44,7 +58,7 @@ class OfflineChatModel(BaseChatModel):
     latency: float = 0.0
     draft_flaw_rate: float = 0.4
     fail: str | None = None
-    """'raise', 'timeout' or 'malformed'; with ':N' only while `attempt` <= N."""
+    """One of MODES ('raise', 'timeout', 'malformed', 'disagree', 'lie'); with ':N' only while `attempt` <= N."""
     attempt: int = 1
     """The caller's attempt number (a node's retry count), for ':N' failures."""
 
@@ -95,6 +109,8 @@ class OfflineChatModel(BaseChatModel):
             return None
         if mode == "raise":
             raise InjectedFailure(f"offline model told to fail for {self.name or self.role!r} (attempt {self.attempt})")
+        if mode not in MODES:
+            raise ValueError(f"unknown offline failure mode {mode!r}: use one of {', '.join(MODES)} (':N' optional)")
         return mode
 
     def _answer(self, messages: list[BaseMessage], tools: list[dict[str, Any]], mode: str | None) -> ChatResult:
@@ -107,10 +123,9 @@ class OfflineChatModel(BaseChatModel):
                 calls = [{"name": names[0], "args": {"unexpected": "<<garbage>>"}}]
             else:
                 content = "<<garbage>>"
-        elif self.role == "planner" and names:
-            calls = [{"name": names[0], "args": offline_roles.plan(brief)}]
-        elif self.role == "reviewer" and names:
-            calls = [{"name": names[0], "args": offline_roles.review(brief)}]
+        elif names and names[0] in STRUCTURED:
+            play = Play(agent=self.name or self.role, seed=self.seed, mode=mode)
+            calls = [{"name": names[0], "args": STRUCTURED[names[0]](brief, play)}]
         elif self.role == "worker":
             calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate)
         elif self.role == "synthesizer" and "tasks" in brief:

@@ -9,7 +9,32 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+Answer = Callable[[dict[str, Any], "Play"], dict[str, Any]]
+"""How the offline model fills one structured-output schema, from the brief and who is asking."""
+
+
+@dataclass(frozen=True)
+class Play:
+    """Who the offline model is answering for, and how."""
+
+    agent: str
+    """The asking agent's name (or model role)."""
+    seed: int
+    mode: str | None = None
+    """None, or how to misbehave: 'disagree' (take the contrary view) or 'lie' (answer wrongly, confidently)."""
+
+
+def plan_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
+    return plan(brief)
+
+
+def review_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
+    return review(brief)
+
 
 # (capability, title, description, depends_on capabilities, acceptance criteria)
 _Step = tuple[str, str, str, tuple[str, ...], tuple[str, ...]]
