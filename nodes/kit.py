@@ -21,7 +21,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ValidationError
 
-from nodes.models import Models, check_spec, get_model, model_objects, spec_for
+from nodes.models import Models, check_spec, get_model, model_objects
 from nodes.teams import load_team
 from state.context import RunContext
 from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
@@ -112,24 +112,10 @@ class Kit:
             return schema.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise TeamError(f"{team.where('patterns', pattern, *first['loc'])}: {field}: {first['msg']}") from None
+            raise TeamError(f"{team.where('patterns', pattern, *first['loc'])}: {first['msg']}") from None
 
     def _tool_names(self) -> set[str]:
         return {t.name for t in WORKSPACE_TOOLS} | set(self.tools)
-
-    def described(self, team: Team, ctx: RunContext) -> dict[str, str]:
-        """Which model serves each agent, as names (what a run stores and prints, never the objects)."""
-        out: dict[str, str] = {}
-        agents: list[tuple[str, ModelRole, Role | None]] = [(a, r, None) for a, r in BUILT_IN_AGENTS.items()]
-        agents += [(r.name, r.model_role, r) for r in team.roles]
-        for agent, model_role, role in agents:
-            if agent in self.agents:
-                out[agent] = f"agent {type(self.agents[agent]).__name__}"
-                continue
-            obj = next((self.models[k] for k in (agent, model_role, "*") if k in self.models), None)
-            out[agent] = f"object {type(obj).__name__}" if obj else spec_for(model_role, ctx, agent=agent, role=role)
-        return out
 
 
 def _tools_by_name(tools: Sequence[BaseTool | Callable[..., Any]]) -> dict[str, BaseTool]:
