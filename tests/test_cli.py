@@ -83,10 +83,6 @@ def test_a_failing_model_stops_the_run_resumably(troupe) -> None:
     assert "boom" in troupe("runs").stdout
 
 
-def test_patterns_lists_hierarchical(troupe) -> None:
-    assert troupe("patterns").stdout.startswith("hierarchical")
-
-
 def test_a_run_that_failed_on_its_model_resumes_with_a_fixed_model(troupe) -> None:
     import socket
 
