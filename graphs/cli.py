@@ -290,7 +290,8 @@ async def _show(args: argparse.Namespace) -> int:
         print(f"\nplan: {plan.summary}")
         for t in plan.tasks:
             rec = board[t.id]
-            print(f"  {t.id:<4}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}")
+            print(f"  {t.id:<4}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}"
+                  + (f"  ({rec.reason})" if rec.reason else ""))
     print(f"\nmessages ({len(messages)}):")
     for m in messages:
         print(f"  {describe(m)}")

@@ -23,8 +23,10 @@ class Feed:
     def __call__(self, mode: str, chunk: Any) -> None:
         if mode == "custom" and "message" in chunk:
             self.line(describe(parse_message(chunk["message"])))
-        elif mode == "updates" and isinstance(chunk.get("plan"), dict) and chunk["plan"].get("plan"):
-            self.plan(chunk["plan"]["plan"])
+        elif mode == "updates":
+            for update in chunk.values():  # whichever node made the plan
+                if isinstance(update, dict) and isinstance(update.get("plan"), Plan):
+                    self.plan(update["plan"])
 
     def line(self, text: str) -> None:
         print(f"{time.monotonic() - self.t0:6.1f}s  {text}", file=self.out, flush=True)
@@ -53,6 +55,8 @@ def describe(m: AnyMessage) -> str:
         case Kind.REVIEW_RESULT:
             verdict = "approved" if m.approved else "changes requested"
             return f"{head}: {verdict} - {m.feedback}"
+        case Kind.CONFLICT:
+            return f"{head}: {m.topic} - {m.description}"
         case Kind.CHECKPOINT:
             return f"{head}: {m.label}" + (f" - {m.note}" if m.note else "")
         case _:

@@ -16,17 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 
 from nodes import approval, reviewer, supervisor, synthesizer, worker
 from nodes.kit import Agents, Kit, Tools
-from nodes.models import Models, is_transient
+from nodes.models import MODEL_RETRY, Models
 from state.context import RunContext
 from state.roles import Team
 from state.team import ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
-
-MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
-"""Model-calling nodes retry transient failures; bad answers are handled in the node."""
 
 
 def build(

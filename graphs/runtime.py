@@ -164,10 +164,10 @@ class Runner:
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
         try:
-            builder(pattern)
             chosen = load_team(team if team is not None else ctx.team)
             kit = self._kit(chosen)
             kit.check(chosen, ctx)
+            builder(pattern)(team=chosen, models=self.models, tools=self.tools, agents=self.agents)  # its settings
         except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
         thread_id = thread_id or new_thread_id(task)

@@ -30,7 +30,9 @@ from tools.workspace import WORKSPACE_TOOLS
 
 S = TypeVar("S", bound=BaseModel)
 
-BUILT_IN_AGENTS: dict[str, ModelRole] = {"supervisor": "planner", "reviewer": "reviewer", "synthesizer": "synthesizer"}
+BUILT_IN_AGENTS: dict[str, ModelRole] = {
+    "supervisor": "planner", "reviewer": "reviewer", "synthesizer": "synthesizer", "judge": "reviewer",
+}
 """troupe's own agents and the model role each asks for (keys a caller may use in `models=`)."""
 
 Tools = Sequence[BaseTool | Callable[..., Any]] | None

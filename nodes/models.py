@@ -18,6 +18,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.errors import NodeTimeoutError
+from langgraph.types import RetryPolicy
 
 from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
@@ -127,3 +128,7 @@ def is_transient(exc: Exception) -> bool:
     return openai is not None and isinstance(
         exc, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError
     )
+
+
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, retry_on=is_transient)
+"""Model-calling nodes retry transient failures; bad answers are handled in the node."""

@@ -20,7 +20,7 @@ RESULT_FILE = "SUMMARY.md"
 SYNTHESIZER_PROMPT = """You assemble a team's finished work into one clear report for the person who asked."""
 
 SYNTHESIS_INSTRUCTIONS = """Write the final report in Markdown: what was delivered (each subtask with its file), \
-how the parts fit together, and what is still open."""
+how the parts fit together, and what is still open: every subtask not done, with its reason."""
 
 
 def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
