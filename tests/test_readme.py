@@ -34,6 +34,15 @@ EXPECTED = {
     ],
     "tools=[word_count]) as r:": ["awaiting_approval ['researcher', 'writer']"],
     "agents=[editor]": ["T4 done"],
+    'stubborn = RunContext(fail={"editor": "disagree"})': [
+        "completed", "- S3 writer (still flagged by editor after 2 rounds): editor disputes that it meets: Covers the "
+        "writing part of the task completely",
+    ],
+    'ctx = RunContext(fail={"analyst_2": "timeout"})': [
+        "completed", "T1 done T1-analysis.md", "T2 failed timed out after 0.5 s on each of 3 attempts",
+        "T3 done T3-analysis.md",
+    ],
+    'ctx = RunContext(fail={"backend": "disagree"})': ["completed round limit 3 against"],
 }
 
 
