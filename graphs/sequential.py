@@ -63,7 +63,8 @@ def build(
     g = StateGraph(SequentialState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
     g.add_node("plan", nodes.plan)
     g.add_node("advance", nodes.advance, destinations=("work", "check", "finish"))
-    g.add_node("work", worker.worker(kit), input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("work", worker.worker(kit, lead="pipeline", reviewer=None), input_schema=WorkOrder,
+               retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("check", nodes.check, input_schema=CheckOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("finish", nodes.finish, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "plan")

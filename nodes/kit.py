@@ -32,6 +32,7 @@ S = TypeVar("S", bound=BaseModel)
 
 BUILT_IN_AGENTS: dict[str, ModelRole] = {
     "supervisor": "planner", "reviewer": "reviewer", "synthesizer": "synthesizer", "judge": "reviewer",
+    "router": "router", "escalation": "router",
 }
 """troupe's own agents and the model role each asks for (keys a caller may use in `models=`)."""
 

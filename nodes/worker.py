@@ -25,7 +25,7 @@ from nodes.briefs import prompt, request
 from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TaskRecord, TaskStatus
-from state.protocol import ArtifactMsg, Progress, ReviewRequest
+from state.protocol import AnyMessage, ArtifactMsg, Progress, ReviewRequest
 from state.roles import Role
 from state.team import WorkOrder
 from tools.mcp import ToolServerError
@@ -44,15 +44,19 @@ class ToolFailure(RuntimeError):
     """A tool failed in a way the model cannot work around (it raised, or its server died)."""
 
 
-def worker(kit: Kit) -> Callable[..., Awaitable[dict]]:
-    """The work node: runs one work order with the role's model and tools, or with the role's agent."""
+def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "reviewer") -> Callable[..., Awaitable[dict]]:
+    """The work node: runs one work order with the role's model and tools, or with the role's agent.
+
+    `lead` is who the worker reports to (progress, artifacts); `reviewer` who gets a review request for
+    each artifact (None: the pattern reviews otherwise, or not at all).
+    """
 
     async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
         task = state.subtask
         team = await kit.team_for(runtime)
         role = team.role(task.assignee)
         journal = scope.journal(runtime)
-        await journal.post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
+        await journal.post(Progress(sender=role.name, recipient=lead, correlation_id=task.id,
                                     note=f"started round {state.round}: {task.title}"))
         root = await scope.workspace(runtime)
         brief = {
@@ -73,19 +77,20 @@ def worker(kit: Kit) -> Callable[..., Awaitable[dict]]:
                     written, summary = await _tool_loop(chat, tools, prompt(role.prompt, WORK_INSTRUCTIONS, brief),
                                                         runtime.context.max_tool_turns, root)
         except (ToolFailure, ToolServerError) as exc:
-            return await _failed(runtime, role, state, str(exc))
+            return await _failed(runtime, role, state, str(exc), lead)
         if not written:
             turns = runtime.context.max_tool_turns
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
-            return await _failed(runtime, role, state, why)
+            return await _failed(runtime, role, state, why, lead)
         artifact = brief["path"] if brief["path"] in written else next(iter(written))
         summary = summary or f"wrote {artifact}"
-        await journal.post(
-            ArtifactMsg(sender=role.name, recipient="supervisor", correlation_id=task.id, path=artifact,
-                        sha256=written[artifact], summary=summary, round=state.round),
-            ReviewRequest(sender=role.name, recipient="reviewer", correlation_id=task.id, path=artifact,
-                          round=state.round),
-        )
+        messages: list[AnyMessage] = [ArtifactMsg(sender=role.name, recipient=lead, correlation_id=task.id,
+                                                  path=artifact, sha256=written[artifact], summary=summary,
+                                                  round=state.round)]
+        if reviewer:
+            messages.append(ReviewRequest(sender=role.name, recipient=reviewer, correlation_id=task.id, path=artifact,
+                                          round=state.round))
+        await journal.post(*messages)
         await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, state.round)
         record = TaskRecord(status=TaskStatus.IN_REVIEW, round=state.round, artifact=artifact, summary=summary)
         return {"board": {task.id: record}}
@@ -147,9 +152,9 @@ async def _agent_turn(agent: Runnable[Any, Any], role: Role, brief: dict[str, An
     return written, summary
 
 
-async def _failed(runtime: Runtime[RunContext], role: Role, order: WorkOrder, reason: str) -> dict:
+async def _failed(runtime: Runtime[RunContext], role: Role, order: WorkOrder, reason: str, lead: str) -> dict:
     task = order.subtask
-    await scope.journal(runtime).post(Progress(sender=role.name, recipient="supervisor", correlation_id=task.id,
+    await scope.journal(runtime).post(Progress(sender=role.name, recipient=lead, correlation_id=task.id,
                                                note=f"failed: {reason}"))
     await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, order.round)
     return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)}}

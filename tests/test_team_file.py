@@ -199,6 +199,7 @@ def test_a_file_that_is_not_utf8_says_where(tmp_path: Path) -> None:
     [
         ("software", ["architect", "db_engineer", "backend", "frontend", "qa", "tech_writer", "researcher"]),
         ("content", ["researcher", "strategist", "writer", "editor"]),
+        ("support", ["billing", "technical", "sales", "general"]),
     ],
 )
 def test_the_shipped_team_files_parse(name: str, roles: list[str]) -> None:
