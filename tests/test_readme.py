@@ -43,6 +43,10 @@ EXPECTED = {
         "T3 done T3-analysis.md",
     ],
     'ctx = RunContext(fail={"backend": "disagree"})': ["completed round limit 3 against"],
+    'team="support")': [
+        "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
+        "completed Refunded $900.",
+    ],
 }
 
 
