@@ -110,12 +110,15 @@ class Kit:
 
     def settings(self, team: Team, pattern: str, schema: type[S], overrides: Mapping[str, Any]) -> S:
         """A pattern's settings: the team's `patterns.<pattern>` section, then `build()` keywords (None: unset)."""
-        data = {**team.patterns.get(pattern, {}), **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
         try:
-            return schema.model_validate(data)
+            return schema.model_validate({**team.patterns.get(pattern, {}), **given})
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise TeamError(f"{team.where('patterns', pattern, *first['loc'])}: {first['msg']}") from None
+            loc = first["loc"]
+            where = (f"{pattern}.build({loc[0]}={given[loc[0]]!r})" if loc and loc[0] in given
+                     else team.where("patterns", pattern, *loc))
+            raise TeamError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
     def _tool_names(self) -> set[str]:
         return {t.name for t in WORKSPACE_TOOLS} | set(self.tools)

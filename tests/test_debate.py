@@ -178,12 +178,12 @@ def test_a_callers_agent_can_debate(ctx: RunContext) -> None:
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"debaters": 1}, "patterns.debate.debaters: Value error, a debate needs at least 2 debaters, not 1"),
+    ({"debaters": 1}, "debate.build(debaters=1): a debate needs at least 2 debaters, not 1"),
     ({"debaters": 9}, "patterns.debate.debaters: 9 debaters wanted, but team 'software' has 7 roles"),
     ({"debaters": ["qa", "nobody"]}, "patterns.debate.debaters: team 'software' has no role 'nobody'"),
     ({"judge": "architect"}, "patterns.debate.judge: 'architect' also debates"),
-    ({"converge_at": 0.5}, "patterns.debate.converge_at: Input should be greater than 0.5"),
-    ({"max_rounds": 0}, "patterns.debate.max_rounds: Input should be greater than or equal to 1"),
+    ({"converge_at": 0.5}, "debate.build(converge_at=0.5): Input should be greater than 0.5"),
+    ({"max_rounds": 0}, "debate.build(max_rounds=0): Input should be greater than or equal to 1"),
 ])
 def test_bad_settings_fail_the_build_in_one_line(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(TeamError) as err:

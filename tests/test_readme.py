@@ -43,6 +43,10 @@ EXPECTED = {
         "T3 done T3-analysis.md",
     ],
     'ctx = RunContext(fail={"backend": "disagree"})': ["completed round limit 3 against"],
+    'two = RunContext(fail={"backend": "lie", "qa": "lie"})': [
+        "2^10 {'2^10': 5, '10^3': 2} ['backend', 'qa'] 71%",
+        "None - it has 4 votes: if 2 of its voters lied, it might not be the honest voters' majority",
+    ],
     'team="support")': [
         "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
         "completed Refunded $900.",

@@ -139,7 +139,7 @@ def test_a_garbage_verdict_or_a_failed_stage_is_reported_not_fatal(ctx: RunConte
     ({"stages": ["writer", "editor"], "checks": {"editor": "researcher"}}, "'researcher' is not a stage"),
     ({"needs": {"strategist": ["writer"]}}, "needs.strategist: 'writer' is not earlier than it"),
     ({"stages": ["writer", "writer"]}, "stage 'writer' is listed twice"),
-    ({"max_rounds": 0}, "max_rounds: Input should be greater than or equal to 1"),
+    ({"max_rounds": 0}, "sequential.build(max_rounds=0): Input should be greater than or equal to 1"),
 ])
 def test_bad_settings_fail_the_build_with_a_clear_error(settings: dict[str, Any], error: str) -> None:
     with pytest.raises(TeamError) as caught:
