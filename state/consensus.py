@@ -134,8 +134,6 @@ class ConsensusState(TypedDict, total=False):
     result: str | None
 
 
-CHECKPOINTED_TYPES: tuple[type, ...] = ()
-"""None of our classes reach a checkpoint: state and `Send` payloads are TypedDicts of plain values."""
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,3 @@ def tally(positions: Mapping[str, PositionRecord]) -> Tally:
         return Tally("", 0, 0)
     key = min(groups, key=lambda k: (-len(groups[k]), -sum(p.get("confidence", 0.0) for p in groups[k]), k))
     return Tally(groups[key][0]["stance"], len(groups[key]), sum(len(g) for g in groups.values()))
-
-
-CHECKPOINTED_TYPES: tuple[type, ...] = ()
-"""None of our classes is checkpointed: state and `Send` payloads are plain dicts."""

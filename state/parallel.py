@@ -45,9 +45,3 @@ class ParallelState(TeamState, total=False):
     """The team's state plus the number of waves dispatched so far."""
 
     wave: int
-
-
-CHECKPOINTED_TYPES: tuple[type, ...] = ()
-"""None beyond `state.team.CHECKPOINTED_TYPES`: Split and Part never reach a checkpoint (the split node turns them
-into a Plan of PlannedTasks), ParallelSettings are resolved per run, and `Send(..., timeout=)` carries LangGraph's own
-TimeoutPolicy, which its serializer already allows."""

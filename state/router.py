@@ -3,7 +3,7 @@
 The checkpointed state holds the request, the routing decisions (`hops`: one small record per specialist
 asked, at most `max_hops + 2`), the answers' task records, the current answer and the escalation; every
 message of the run goes to the journal. Only plain dicts and classes already allow-listed
-(`state.team.CHECKPOINTED_TYPES`) appear in checkpoints, so `CHECKPOINTED_TYPES` below is empty.
+(`state.team.CHECKPOINTED_TYPES`) appear in checkpoints.
 """
 
 from __future__ import annotations
@@ -201,7 +201,3 @@ def ranked(routes: dict[str, tuple[str, ...]] | dict[str, list[str]], text: str,
     scored = [Scored(name, len(h) / total if total else 1 / len(routes), h) for name, h in hits.items()]
     order = list(routes)
     return sorted(scored, key=lambda s: (-len(s.hits), (tiebreak or {}).get(s.route, 0.0), order.index(s.route)))
-
-
-CHECKPOINTED_TYPES: tuple[type, ...] = ()
-"""Our classes in this pattern's checkpoints beyond `state.team.CHECKPOINTED_TYPES`: none (its records are dicts)."""

@@ -141,7 +141,3 @@ class StageCheck(BaseModel):
     passed: bool = Field(description="True only if the work can go on as it is.")
     findings: list[str] = Field(default_factory=list, description="Each problem, concretely; empty when it passes.")
     summary: str = Field(description="One line: the verdict and why.")
-
-
-CHECKPOINTED_TYPES: tuple[type, ...] = ()
-"""Nothing new: the state and the check payloads hold only plain values and `state.team`'s classes."""
