@@ -134,8 +134,6 @@ class ConsensusState(TypedDict, total=False):
     result: str | None
 
 
-
-
 @dataclass(frozen=True)
 class Electorate:
     """The voters of a run and how their votes count (settings resolved against the team)."""
