@@ -15,7 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from graphs.console import Feed, approval_text, describe
 from graphs.registry import PATTERNS, builder
-from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id
+from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
 from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
 from nodes.offline_model import OFFLINE_LABEL
@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="start a run: troupe run PATTERN TASK")
-    run.add_argument("pattern", help=f"one of: {', '.join(PATTERNS)}")
+    run.add_argument("pattern", metavar="PATTERN|RECIPE", help=f"a pattern ({', '.join(PATTERNS)}) or a recipe "
+                     "(`troupe recipes`)")
     run.add_argument("task", help="what the team should do")
     run.add_argument("--thread", help="thread id for the run (default: made from the task)")
     run.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC",
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                      f"({', '.join(MODEL_ROLES)}) or one agent by name; default from $TROUPE_MODEL")
     run.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
     team = run.add_mutually_exclusive_group()
-    team.add_argument("--team", default="software", metavar="NAME",
+    team.add_argument("--team", default=None, metavar="NAME",
                       help="a team by name: built-in, user or $TROUPE_TEAMS (see `troupe teams`; default: software)")
     team.add_argument("--team-file", type=Path, metavar="PATH", help="a team file (YAML) to run")
     run.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
@@ -103,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--png", type=Path, metavar="FILE", help="render to a PNG file offline (needs pygraphviz)")
     graph.set_defaults(handler=_graph)
 
+    recipes_ = sub.add_parser("recipes", help="the ready-made teams that run as one command: troupe run RECIPE TASK")
+    recipes_.set_defaults(handler=_recipes)
+
     teams = sub.add_parser("teams", help="list the teams (built-in, user, $TROUPE_TEAMS); `teams check PATH`")
     teams.set_defaults(handler=_teams)
     teams_sub = teams.add_subparsers(metavar="check", parser_class=_Parser)
@@ -139,8 +143,8 @@ def _context(args: argparse.Namespace) -> RunContext:
     fail = dict(item.partition("=")[::2] for item in args.fail)
     if any(not v for v in fail.values()):
         raise TroupeError("--fail takes ROLE=MODE, e.g. worker=raise")
-    ctx = RunContext(team=args.team, model=default, models=models, seed=args.seed, latency=args.latency,
-                     max_review_rounds=args.max_review_rounds, fail=fail,
+    ctx = RunContext(team=args.team or RunContext.team, model=default, models=models, seed=args.seed,
+                     latency=args.latency, max_review_rounds=args.max_review_rounds, fail=fail,
                      base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"))
     if args.workspace_root:
         ctx.workspace_root = args.workspace_root
@@ -149,7 +153,11 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 async def _run(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    team = _load(args.team_file or args.team, ctx)
+    try:
+        args.pattern, chosen = resolve(args.pattern, args.team_file or args.team)
+    except LookupError as exc:
+        raise TroupeError(str(exc)) from None
+    team = _load(chosen or "software", ctx)
     args.thread = args.thread or new_thread_id(args.task)
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
@@ -189,7 +197,7 @@ def _models_in_use(ctx: RunContext, team: Team) -> str:
     return "; ".join([label(ctx.model), *(f"{who}: {label(spec)}" for who, spec in sorted(chosen.items()))])
 
 
-def _load(team: str | Path, ctx: RunContext | None = None) -> Team:
+def _load(team: Team | str | Path, ctx: RunContext | None = None) -> Team:
     """The team, checked as a run would check it (before anything is written)."""
     try:
         loaded = load_team(team)
@@ -314,8 +322,17 @@ async def _teams(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _recipes(args: argparse.Namespace) -> int:
+    for name, team in recipes().items():
+        print(f"{name:<16} {team.pattern:<13} {team.description}\n{'':<16} {'':<13} roles: "
+              f"{', '.join(r.name for r in team.roles)}")
+    return 0
+
+
 async def _check_team(args: argparse.Namespace) -> int:
     team = _load(args.path)
+    if team.pattern is not None and team.pattern not in PATTERNS:
+        raise TroupeError(f"{team.where('pattern')}: unknown pattern {team.pattern!r}; known: {', '.join(PATTERNS)}")
     roles = ", ".join(f"{r.name} ({', '.join(r.capabilities)})" for r in team.roles)
     print(f"ok: {args.path}: team {team.name!r} with {len(team.roles)} roles: {roles}")
     return 0

@@ -18,6 +18,9 @@ PATTERNS: dict[str, str] = {
     "router": "heterogeneous requests: classify, send to one specialist, second opinion or a person when unsure",
     "debate": "a question that needs an agreed answer: debaters argue over rounds, a judge decides",
     "consensus": "an answer that must survive faulty agents: independent answers, decided by a voting rule",
+    "swarm": "no central controller: peers hand work to each other (several at once, and back), loops broken",
+    "event_driven": "work that reacts to events: agents subscribe to topics, events fan out until all is quiet",
+    "teams": "a task too big for one team: an orchestrator delegates to teams of teams, results roll up",
 }
 """Pattern name -> what it is for and when to pick it (`troupe patterns`)."""
 

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,15 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
 
-from graphs.registry import builder
+from graphs.registry import PATTERNS, builder
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import Models, ModelSpecError
-from nodes.teams import load_team
+from nodes.teams import available, load_team
 from state.context import RunContext
 from state.protocol import AnyMessage
 from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
+from state.team_file import read_team
 from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
 
@@ -156,10 +157,15 @@ class Runner:
                     listener: Listener | None = None) -> Outcome:
         """Start a new run of `pattern` on `task`; returns at the approval gate or the end.
 
-        `ctx` holds the run's settings (default: `RunContext()`); `team` is a `Team`, a team file's path
-        or a team's name (default: the one `ctx.team` names).
+        `pattern` is a pattern's name or a recipe's (a team that names its pattern); `ctx` holds the run's
+        settings (default: `RunContext()`); `team` is a `Team`, a team file's path or a team's name (default:
+        the one `ctx.team` names).
         """
         ctx = ctx or RunContext()
+        try:
+            pattern, team = resolve(pattern, team)
+        except LookupError as exc:
+            raise TroupeError(str(exc)) from None
         task = task.strip()
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
@@ -261,6 +267,36 @@ class Runner:
             if listener is not None:
                 listener(mode, chunk)
         return await self.outcome(info)
+
+
+def resolve(name: str, team: Team | str | Path | None = None) -> tuple[str, Team | str | Path | None]:
+    """(pattern, team) for a pattern name, or for a recipe: a team whose file names the pattern it runs."""
+    if name in PATTERNS:
+        return name, team
+    try:
+        recipe = load_team(name)
+    except TeamError:
+        raise LookupError(f"unknown pattern or recipe {name!r}; patterns: {', '.join(PATTERNS)}; recipes: "
+                          f"{', '.join(recipes()) or 'none'}") from None
+    if recipe.pattern is None:
+        raise LookupError(f"team {name!r} names no pattern: run it as `troupe run hierarchical TASK --team {name}`")
+    if team is not None:
+        raise LookupError(f"recipe {name!r} brings its own team: drop --team/--team-file, or run a pattern")
+    if recipe.pattern not in PATTERNS:
+        raise LookupError(f"recipe {name!r} names unknown pattern {recipe.pattern!r}; known: {', '.join(PATTERNS)}")
+    return recipe.pattern, recipe
+
+
+def recipes() -> dict[str, Team]:
+    """The ready-made teams that name their pattern, by name (the first found of each name)."""
+    found: dict[str, Team] = {}
+    for entry in available():
+        if entry.name not in found:
+            with suppress(TeamError):
+                team = read_team(entry.path)
+                if team.pattern:
+                    found[entry.name] = team
+    return found
 
 
 def _object_names(kit: Kit, team: Team) -> dict[str, list[str]]:

@@ -25,7 +25,17 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from nodes import offline_consensus, offline_debate, offline_parallel, offline_roles, offline_router, offline_sequential
+from nodes import (
+    offline_consensus,
+    offline_debate,
+    offline_event_driven,
+    offline_parallel,
+    offline_roles,
+    offline_router,
+    offline_sequential,
+    offline_swarm,
+    offline_teams,
+)
 from nodes.offline_roles import Answer, Play
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
@@ -41,6 +51,9 @@ STRUCTURED: dict[str, Answer] = {
     **offline_router.ANSWERS,
     **offline_debate.ANSWERS,
     **offline_consensus.ANSWERS,
+    **offline_swarm.ANSWERS,
+    **offline_event_driven.ANSWERS,
+    **offline_teams.ANSWERS,
 }
 """Structured-output schema name -> how the offline model answers it."""
 _BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)

@@ -85,8 +85,9 @@ class Team(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME)
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     description: str
+    pattern: str | None = Field(default=None, description="The pattern it runs by default: a recipe.")
     roles: list[Role] = Field(min_length=1)
     mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
     patterns: dict[str, dict[str, Any]] = Field(

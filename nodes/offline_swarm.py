@@ -1,0 +1,7 @@
+"""How the offline model plays the swarm pattern's roles (structured answers by schema name)."""
+
+from __future__ import annotations
+
+from nodes.offline_roles import Answer
+
+ANSWERS: dict[str, Answer] = {}
