@@ -16,7 +16,8 @@ def test_patterns_lists_every_pattern_with_when_to_pick_it(troupe) -> None:
     out = troupe("patterns")
     assert out.returncode == 0
     rows = {line.split()[0]: line for line in out.stdout.splitlines()}
-    assert list(rows) == list(PATTERNS) == ["hierarchical", "sequential", "parallel", "router", "debate", "consensus"]
+    assert list(rows) == list(PATTERNS) == ["hierarchical", "sequential", "parallel", "router", "debate", "consensus",
+                                            "swarm", "event_driven", "teams"]
     assert "decomposes" in rows["hierarchical"] and "heterogeneous requests" in rows["router"]
 
 
@@ -51,3 +52,20 @@ def test_graph_png_without_pygraphviz_says_what_to_install(tmp_path: Path) -> No
 def test_graph_of_an_unknown_pattern_is_one_line(troupe) -> None:
     out = troupe("graph", "circus")
     assert out.returncode == 2 and out.stderr.startswith("troupe: error: unknown pattern 'circus'")
+
+
+def test_a_team_file_naming_an_unknown_pattern_fails_its_check(troupe, tmp_path: Path) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_text("name: odd\ndescription: d\npattern: circus\nroles:\n  - name: a\n    capabilities: [x]\n"
+                    "    prompt: p\n")
+    out = troupe("teams", "check", str(path))
+    expected = f"troupe: error: {path}:3: pattern: unknown pattern 'circus'; known: {', '.join(PATTERNS)}"
+    assert out.returncode == 2 and out.stderr.strip() == expected
+
+
+def test_run_names_a_pattern_or_a_recipe(troupe) -> None:
+    out = troupe("run", "circus", "x")
+    assert out.returncode == 2
+    assert out.stderr.startswith("troupe: error: unknown pattern or recipe 'circus'; patterns: hierarchical,")
+    out = troupe("run", "software", "x")
+    assert out.returncode == 2 and "team 'software' names no pattern" in out.stderr
