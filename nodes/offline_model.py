@@ -139,6 +139,8 @@ class OfflineChatModel(BaseChatModel):
         elif names and names[0] in STRUCTURED:
             play = Play(agent=self.name or self.role, seed=self.seed, mode=mode)
             calls = [{"name": names[0], "args": STRUCTURED[names[0]](brief, play)}]
+        elif self.role == "worker" and offline_swarm.plays_peer(tools):  # a swarm peer: hands off, returns, answers
+            calls, content = offline_swarm.turn(brief, tools, messages, Play(self.name or self.role, self.seed, mode))
         elif self.role == "worker":
             calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate)
         elif self.role == "synthesizer" and "tasks" in brief:

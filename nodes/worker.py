@@ -69,7 +69,7 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
         }
         try:
             if role.name in kit.agents:
-                written, summary = await _agent_turn(kit.agents[role.name], role, brief, root)
+                written, summary = await agent_turn(kit.agents[role.name], role, brief, root)
             else:
                 async with kit.role_tools(team, role) as tools:
                     chat = kit.model(role.model_role, runtime, agent=role.name, role=role,
@@ -111,7 +111,7 @@ async def _tool_loop(
         if not reply.tool_calls:
             break
         for call in reply.tool_calls:
-            result = await _call_tool(tools.get(call["name"]), call, sorted(tools), config)
+            result = await call_tool(tools.get(call["name"]), call, sorted(tools), config)
             messages.append(result)
             if isinstance(result.artifact, dict) and "sha256" in result.artifact:
                 written[result.artifact["path"]] = result.artifact["sha256"]
@@ -119,7 +119,7 @@ async def _tool_loop(
     return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else ""
 
 
-async def _call_tool(tool: BaseTool | None, call: Any, known: list[str], config: Any) -> ToolMessage:
+async def call_tool(tool: BaseTool | None, call: Any, known: list[str], config: Any) -> ToolMessage:
     """One tool call as a tool message; an error the model can act on stays a message, a crash fails the task."""
     if tool is None:
         return ToolMessage(f"unknown tool {call['name']!r}; you have {known}", tool_call_id=call["id"],
@@ -135,7 +135,7 @@ async def _call_tool(tool: BaseTool | None, call: Any, known: list[str], config:
     return result
 
 
-async def _agent_turn(agent: Runnable[Any, Any], role: Role, brief: dict[str, Any], root: Path
+async def agent_turn(agent: Runnable[Any, Any], role: Role, brief: dict[str, Any], root: Path
                       ) -> tuple[dict[str, str], str]:
     """Run a caller's agent on the work order; the files it wrote, else its final message saved as the artifact."""
     text = f"{role.prompt}\n\n{request(AGENT_INSTRUCTIONS, brief)}"
