@@ -10,13 +10,10 @@ BLOCKER in the journal), never the debate.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
@@ -24,6 +21,7 @@ from pydantic import BaseModel
 from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
+from nodes.structured import ask
 from state.context import RunContext
 from state.debate import (
     BUILT_IN_JUDGE,
@@ -56,7 +54,6 @@ arguments, not on how many hold them, decide the question, and give your reasons
 
 JUDGE_INSTRUCTIONS = "Decide the question below from the debaters' final positions."
 
-AGENT_FORMAT = "Answer with one JSON object only, following this JSON schema:\n"
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def debater(kit: Kit) -> Callable[..., Awaitable[dict]]:
         instructions = OPENING_INSTRUCTIONS if rnd == 1 else REBUTTAL_INSTRUCTIONS.format(round=rnd)
         system = f"{role.prompt}\n\n{DEBATER_PROMPT}"
         try:
-            position = await _ask(kit, runtime, Position, name, role, prompt(system, instructions, brief))
+            position = await ask(kit, runtime, Position, name, role, prompt(system, instructions, brief))
         except ValueError as exc:  # a ValidationError or OutputParserException: the answer was garbage
             return await sat_out(runtime, state, f"its answer was malformed: {_first_line(exc)}")
         return await _stated(runtime, state, position)
@@ -164,7 +161,7 @@ def judge(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dic
         role = p.judge_role
         system = f"{role.prompt}\n\n{JUDGE_PROMPT}" if role else JUDGE_PROMPT
         try:
-            verdict = await _ask(kit, runtime, Judgement, p.judge, role, prompt(system, JUDGE_INSTRUCTIONS, brief))
+            verdict = await ask(kit, runtime, Judgement, p.judge, role, prompt(system, JUDGE_INSTRUCTIONS, brief))
         except ValueError as exc:
             why = f"its answer was malformed: {_first_line(exc)}"
             return await conclude(runtime, state, p.judge, None, why)
@@ -237,20 +234,3 @@ def _why(error: NodeError) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or ["(no message)"])[0][:200]
-
-
-async def _ask(kit: Kit, runtime: Runtime[RunContext], schema: type[S], agent: str, role: Role | None,
-               messages: list[BaseMessage]) -> S:
-    """One structured answer from the agent's model, or from the caller's agent serving the role (asked for JSON)."""
-    if agent not in kit.agents:
-        chat = kit.model(role.model_role if role else "reviewer", runtime, agent=agent, role=role,
-                         attempt=scope.attempt(runtime))
-        return schema.model_validate(await chat.with_structured_output(schema).ainvoke(messages))
-    ask = f"{messages[-1].text}\n\n{AGENT_FORMAT}{json.dumps(schema.model_json_schema())}"
-    result = await kit.agents[agent].ainvoke({"messages": [HumanMessage(f"{messages[0].text}\n\n{ask}")]})
-    replies = result.get("messages", []) if isinstance(result, dict) else []
-    final = next((m.text for m in reversed(replies) if isinstance(m, AIMessage) and not m.tool_calls), "")
-    found = re.search(r"\{.*\}", final, re.S)
-    if not found:
-        raise ValueError("the agent's final message holds no JSON object")
-    return schema.model_validate_json(found.group(0))

@@ -1,7 +1,41 @@
-"""How the offline model plays the event_driven pattern's roles (structured answers by schema name)."""
+"""How the offline model plays the event_driven pattern's roles (structured answers by schema name).
+
+`Reaction`: a handler notes the event from its main skill and, when the event came on the first topic it
+subscribes to, publishes one event on its own topic (its main capability), if the topic directory lists
+a subscriber for it other than itself. So the default subscriptions give a chain that fans out to two roles
+at each step and goes quiet at the end of the chain. A 'lie' handler publishes on a topic nobody handles.
+"""
 
 from __future__ import annotations
 
-from nodes.offline_roles import Answer
+import random
+from typing import Any
 
-ANSWERS: dict[str, Answer] = {}
+from nodes.offline_roles import Answer, Play
+
+_ACTIONS = ("checked", "assessed", "traced", "reviewed", "looked into")
+
+
+def reaction_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
+    you, event = brief["you"], brief["event"]
+    topics: dict[str, list[str]] = brief.get("topics", {})
+    own: str = you["capabilities"][0]
+    rng = random.Random(f"{play.seed}:{you['name']}:{event['id']}")
+    root = (brief.get("cause_chain") or [event])[0]["payload"]
+    summary = f"{you['name']} {rng.choice(_ACTIONS)} {event['topic']}#{event['seq']} from the {own} side."
+    details = "\n".join([
+        f"## {own.capitalize()} view of {event['id']} ({event['topic']})", "",
+        f"- Event: {event['payload']}",
+        f"- Root cause being worked: {root}",
+        f"- What was done: {own} checks for this event ({len(brief.get('cause_chain', []))} event(s) led here).",
+    ])
+    publish: list[dict[str, str]] = []
+    if play.mode == "lie":
+        publish = [{"topic": f"{own}.rumour", "payload": f"{you['name']} claims {event['topic']} is resolved."}]
+    elif event["topic"] == you["subscribes"][0] and [s for s in topics.get(own, []) if s != you["name"]]:
+        publish = [{"topic": own, "payload": f"{own} findings on {event['topic']}#{event['seq']} by {you['name']}: "
+                                             f"{own} work needed for '{root[:120]}'."}]
+    return {"summary": summary, "details": details, "publish": publish}
+
+
+ANSWERS: dict[str, Answer] = {"Reaction": reaction_answer}

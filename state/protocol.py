@@ -26,6 +26,7 @@ class Kind(StrEnum):
     REVIEW_RESULT = "REVIEW_RESULT"
     REPLAN = "REPLAN"
     CHECKPOINT = "CHECKPOINT"
+    EVENT = "EVENT"
 
 
 def _message_id() -> str:
@@ -105,9 +106,19 @@ class CheckpointMsg(Message):
     note: str = ""
 
 
+class Event(Message):
+    """An event published on a topic (event-driven pattern): every subscriber of the topic gets it, in order."""
+
+    kind: Literal[Kind.EVENT] = Kind.EVENT
+    topic: str
+    seq: int = Field(description="Its position in its topic (1, 2, ...): the order it is delivered in.")
+    payload: str
+    cause: str | None = Field(default=None, description="Id of the event whose handling published this one.")
+
+
 AnyMessage = Annotated[
     TaskAssign | Progress | Blocker | ArtifactMsg | Query | Conflict | ReviewRequest | ReviewResult | Replan
-    | CheckpointMsg,
+    | CheckpointMsg | Event,
     Field(discriminator="kind"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)

@@ -18,6 +18,7 @@ from state.protocol import (
     Blocker,
     CheckpointMsg,
     Conflict,
+    Event,
     Kind,
     Message,
     Progress,
@@ -175,12 +176,13 @@ SAMPLES: list[Message] = [
     ReviewResult(**COMMON, approved=False, round=1, unmet_criteria=["Validates request bodies"], feedback="add it"),
     Replan(**COMMON, reason="scope changed", tasks=["T1", "T2"]),
     CheckpointMsg(**COMMON, label="plan", note="5 subtasks"),
+    Event(**COMMON, topic="design", seq=1, payload="contract ready", cause="E1"),
 ]
 
 
 def test_samples_cover_every_kind() -> None:
     kinds = [m.kind for m in SAMPLES]  # type: ignore[attr-defined]
-    assert len(Kind) == 10
+    assert len(Kind) == 11
     assert sorted(kinds) == sorted(Kind)
 
 
@@ -266,7 +268,8 @@ def test_team_role_lookup() -> None:
 
 def test_load_team_known_and_unknown() -> None:
     assert load_team("software") == SOFTWARE
-    assert [r.name for r in load_team("content").roles] == ["researcher", "strategist", "writer", "editor"]
+    content = ["researcher", "outliner", "writer", "fact_checker", "seo", "editor"]
+    assert [r.name for r in load_team("content").roles] == content
     with pytest.raises(TeamError) as exc:
         load_team("marketing")
     message = str(exc.value)
