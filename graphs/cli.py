@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from pydantic_core import to_jsonable_python
 
-from graphs.console import Feed, approval_text, describe
+from graphs.console import Feed, approval_text, describe, id_width
 from graphs.registry import PATTERNS, builder
 from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
 from graphs.tracing import ensure_reachable
@@ -251,8 +251,8 @@ def _report(outcome: Outcome) -> None:
     info = outcome.info
     if outcome.status == "awaiting_approval":
         print(f"\nwaiting for approval: `troupe approve {info.thread_id}` (or --reject)")
-    elif outcome.status == "completed":
-        print(f"\n{outcome.values.get('result', '')}")
+    elif outcome.status in ("completed", "escalated", "failed") and outcome.values.get("result"):
+        print(f"\n{outcome.values['result']}")
     print(f"status: {outcome.status}")
     print(f"thread: {info.thread_id}")
     print(f"workspace: {info.workspace}")
@@ -296,9 +296,10 @@ async def _show(args: argparse.Namespace) -> int:
         print(f"error: {outcome.error}")
     if plan:
         print(f"\nplan: {plan.summary}")
+        width = id_width(plan)
         for t in plan.tasks:
             rec = board[t.id]
-            print(f"  {t.id:<4}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}"
+            print(f"  {t.id:<{width}}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}"
                   + (f"  ({rec.reason})" if rec.reason else ""))
     print(f"\nmessages ({len(messages)}):")
     for m in messages:

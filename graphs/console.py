@@ -32,9 +32,15 @@ class Feed:
         print(f"{time.monotonic() - self.t0:6.1f}s  {text}", file=self.out, flush=True)
 
     def plan(self, plan: Plan) -> None:
+        width = id_width(plan)
         for t in plan.tasks:
             after = f" (after {', '.join(t.depends_on)})" if t.depends_on else ""
-            print(f"         {t.id:<4}{t.assignee:<12} {t.title}{after}", file=self.out, flush=True)
+            print(f"         {t.id:<{width}}{t.assignee:<12} {t.title}{after}", file=self.out, flush=True)
+
+
+def id_width(plan: Plan) -> int:
+    """Column width for a plan's task ids (T1 ... or longer names, as teams of teams use)."""
+    return max([4, *(len(t.id) + 2 for t in plan.tasks)])
 
 
 def describe(m: AnyMessage) -> str:
@@ -59,6 +65,8 @@ def describe(m: AnyMessage) -> str:
             return f"{head}: {m.topic} - {m.description}"
         case Kind.CHECKPOINT:
             return f"{head}: {m.label}" + (f" - {m.note}" if m.note else "")
+        case Kind.EVENT:
+            return f"{head}: {m.topic}#{m.seq} {m.payload}" + (f" (caused by {m.cause})" if m.cause else "")
         case _:
             return f"{head}: {m.model_dump_json(exclude={'id', 'sender', 'recipient', 'correlation_id', 'kind'})}"
 

@@ -106,6 +106,8 @@ class Outcome:
     values: dict[str, Any]
     interrupt: Any = None
     error: str | None = None
+    interrupt_id: str | None = None
+    """Which interrupt `interrupt` is: an answer goes to that one when several wait (sibling teams' gates)."""
 
 
 class Runner:
@@ -212,12 +214,12 @@ class Runner:
         return await self._drive(info, None, listener)
 
     async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
-        """Answer a run waiting at its approval gate and carry it on."""
+        """Answer a run waiting at an approval gate (the first, when several wait) and carry it on."""
         info = await self.info(thread_id)
         outcome = await self.outcome(info)
         if outcome.status != "awaiting_approval":
             raise TroupeError(f"run {thread_id!r} is not waiting for approval (status: {outcome.status})")
-        return await self._drive(info, Command(resume=decision.model_dump()), listener)
+        return await self._drive(info, Command(resume={outcome.interrupt_id: decision.model_dump()}), listener)
 
     async def info(self, thread_id: str) -> RunInfo:
         item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
@@ -240,9 +242,10 @@ class Runner:
             status = "stopped"
         else:
             status = snapshot.values.get("status", "stopped")
-        interrupt = snapshot.interrupts[0].value if snapshot.interrupts else None
+        first = snapshot.interrupts[0] if snapshot.interrupts else None
         error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
-        return Outcome(info, status, dict(snapshot.values), interrupt, error)
+        return Outcome(info, status, dict(snapshot.values), first.value if first else None, error,
+                       first.id if first else None)
 
     async def journal(self, thread_id: str) -> list[AnyMessage]:
         return await read_messages(self.store, thread_id)
