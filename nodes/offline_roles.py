@@ -86,12 +86,43 @@ _GENERIC: list[_Step] = [
      ("Summarises the outcome", "Explains how to use the result")),
 ]
 
+_ERRANDS: list[_Step] = [
+    ("research", "Research the details: {subject}", "Dates, place, costs and requirements, with sources.", (),
+     ("States the dates and the place", "Lists the costs with a source for each")),
+    ("calendar", "Block the dates in the calendar: {subject}", "Find the days, block them and flag conflicts.",
+     ("research",), ("Blocks the dates", "Lists every conflict and how to resolve it")),
+    ("travel", "Book travel and a hotel: {subject}", "Journeys and a hotel within the blocked dates.",
+     ("research", "calendar"), ("Gives the outbound and return journeys with times and prices",
+                                "Names a hotel with its price per night")),
+    ("finance", "Pay and record the costs: {subject}", "Registration, travel and hotel, within the budget.",
+     ("travel",), ("Lists every payment with its amount", "Records the total against the budget")),
+    ("email", "Send the confirmations: {subject}", "Tell everyone concerned what was arranged.", ("travel", "finance"),
+     ("Drafts a confirmation to every party", "Summarises the itinerary")),
+]
+
+_INVESTMENT: list[_Step] = [
+    ("financial_statements", "Analyse the financial statements: {subject}", "Revenue, margins, cash flow, debt.", (),
+     ("Reports revenue, margin and cash flow trends", "Gives a valuation range")),
+    ("sentiment", "Gauge market sentiment: {subject}", "News, analyst ratings and social signals.", (),
+     ("Summarises recent news and ratings", "Rates sentiment as positive, neutral or negative")),
+    ("competitive_intelligence", "Map the competition: {subject}", "Rivals, market share and moats.", (),
+     ("Names the main rivals with market shares", "States the moat and the main threats")),
+    ("regulatory", "Assess regulatory exposure: {subject}", "Pending rules, investigations and litigation.", (),
+     ("Lists pending rules and investigations", "Rates the regulatory risk")),
+    ("macro", "Assess the macroeconomic picture: {subject}", "Rates, inflation, FX and the cycle.", (),
+     ("States the rate, inflation and FX exposure", "Says how the cycle affects the case")),
+]
+
 _SOFTWARE_WORDS = re.compile(r"\b(api|rest|service|backend|endpoint|app|application|website|server|database|cli|"
                              r"library|sdk|microservice|crud|web)\b", re.I)
 _CONTENT_WORDS = re.compile(r"\b(article|blog|post|essay|newsletter|story|guide|whitepaper|report)\b", re.I)
 _LEADING = re.compile(r"^\s*(please\s+)?(build|create|make|write|implement|develop|design|draft|produce|set up|"
                       r"plan|organi[sz]e|prepare)\s+"
                       r"(me\s+)?(an?|the)?\s*", re.I)
+_ERRAND_WORDS = re.compile(r"\b(attend|conference|trip|travel|visit|flight|hotel|booking|holiday|vacation|summit|"
+                           r"event)\b", re.I)
+_INVESTMENT_WORDS = re.compile(r"\b(invest|investment|investing|stock|shares|valuation|acquire|acquisition|portfolio|"
+                               r"due diligence)\b", re.I)
 _FRONTEND_WORDS = re.compile(r"\b(ui|frontend|front-end|website|web app|dashboard|screen)\b", re.I)
 
 
@@ -105,14 +136,7 @@ def subject_of(task: str) -> str:
 def plan(brief: dict[str, Any]) -> dict[str, Any]:
     """Decompose the task into subtasks the available roles can do."""
     task: str = brief["task"]
-    available = {c for role in brief.get("roles", []) for c in role.get("capabilities", [])}
-    if _SOFTWARE_WORDS.search(task):
-        steps = [s for s in _SOFTWARE if s[0] != "frontend" or _FRONTEND_WORDS.search(task)]
-    elif _CONTENT_WORDS.search(task):
-        steps = _CONTENT
-    else:
-        steps = _GENERIC
-    steps = [s for s in steps if not available or s[0] in available] or _one_per_role(brief.get("roles", []))
+    steps = _fitted(task, brief.get("roles", []))
     subject = subject_of(task)
     ids = {cap: f"T{i}" for i, (cap, *_rest) in enumerate(steps, start=1)}
     subtasks = [
@@ -130,13 +154,29 @@ def plan(brief: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "subtasks": subtasks}
 
 
+def _fitted(task: str, roles: list[dict[str, Any]]) -> list[_Step]:
+    """The steps of the first template the task's words call for that gives the team two or more steps to do
+    (the generic template last), else one step per role."""
+    available = {c for role in roles for c in role.get("capabilities", [])}
+    software = [s for s in _SOFTWARE if s[0] != "frontend" or _FRONTEND_WORDS.search(task)]
+    called = [steps for words, steps in ((_SOFTWARE_WORDS, software), (_CONTENT_WORDS, _CONTENT),
+                                         (_ERRAND_WORDS, _ERRANDS), (_INVESTMENT_WORDS, _INVESTMENT))
+              if words.search(task)]
+    for steps in [*called, _GENERIC]:
+        fitted = [s for s in steps if not available or s[0] in available]
+        if len(fitted) >= 2:
+            return fitted
+    return _one_per_role(roles)
+
+
 def _one_per_role(roles: list[dict[str, Any]]) -> list[_Step]:
     """A team none of whose skills fit a template: each role contributes its main skill, in turn."""
     steps: list[_Step] = []
     for role in roles:
         cap = role["capabilities"][0]
-        steps.append((cap, f"Contribute the {cap} part of {{subject}}", f"The {cap} work the task needs.",
-                      (steps[-1][0],) if steps else (), (f"Delivers the {cap} part", "States its assumptions")))
+        skill = cap.replace("_", " ")
+        steps.append((cap, f"Contribute the {skill} part of {{subject}}", f"The {skill} work the task needs.",
+                      (steps[-1][0],) if steps else (), (f"Delivers the {skill} part", "States its assumptions")))
     return steps
 
 

@@ -15,6 +15,7 @@ from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
+from state.roles import Role, Team
 from state.team import ReviewOrder, ReviewVerdict
 
 NAME = "reviewer"
@@ -25,27 +26,34 @@ criterion; otherwise you list the unmet criteria and say concretely what to chan
 REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria."
 
 
-def reviewer(kit: Kit) -> Callable[..., Awaitable[dict]]:
-    """The review node: one artifact against its subtask's acceptance criteria; approve, send back or fail."""
+def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None) -> Callable[..., Awaitable[dict]]:
+    """The review node: one artifact against its subtask's acceptance criteria; approve, send back or fail.
+
+    `by(team)` names the team role that reviews (its prompt before the reviewer's, its model, its name in
+    the journal); None, or no `by`: the built-in reviewer.
+    """
 
     async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
         ctx, task = runtime.context, state.subtask
+        role = by(await kit.team_for(runtime)) if by else None
+        name = role.name if role else NAME
         try:
             path = await scope.workspace(runtime) / state.path
             artifact = await asyncio.to_thread(path.read_text, encoding="utf-8")
         except OSError as exc:
-            return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}")
+            return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}", name)
         brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,
                  "round": state.round, "artifact": artifact}
-        chat = kit.model("reviewer", runtime, agent=NAME, attempt=scope.attempt(runtime))
+        chat = kit.model("reviewer", runtime, agent=name, role=role, attempt=scope.attempt(runtime))
         model = chat.with_structured_output(ReviewVerdict)
+        system = f"{role.prompt}\n\n{REVIEWER_PROMPT}" if role else REVIEWER_PROMPT
         try:
-            answer = await model.ainvoke(prompt(REVIEWER_PROMPT, REVIEW_INSTRUCTIONS, brief))
+            answer = await model.ainvoke(prompt(system, REVIEW_INSTRUCTIONS, brief))
             verdict = ReviewVerdict.model_validate(answer)
         except (ValidationError, OutputParserException) as exc:
-            return await _fail(runtime, state, f"the reviewer's answer was malformed: {str(exc).splitlines()[0]}")
+            return await _fail(runtime, state, f"the {name}'s answer was malformed: {str(exc).splitlines()[0]}", name)
         await scope.journal(runtime).post(
-            ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
+            ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
                          round=state.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
         )
         patch: dict[str, object]
@@ -62,10 +70,10 @@ def reviewer(kit: Kit) -> Callable[..., Awaitable[dict]]:
     return review
 
 
-async def _fail(runtime: Runtime[RunContext], order: ReviewOrder, reason: str) -> dict:
+async def _fail(runtime: Runtime[RunContext], order: ReviewOrder, reason: str, name: str = NAME) -> dict:
     task = order.subtask
     await scope.journal(runtime).post(
-        ReviewResult(sender=NAME, recipient=task.assignee, correlation_id=task.id, approved=False,
+        ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id, approved=False,
                      round=order.round, feedback=reason)
     )
     await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, order.round)

@@ -4,6 +4,11 @@
 capability. `dispatcher` is the supervisor's deterministic half: after every super-step it
 reads the task board and fans out, with `Send`, every subtask whose dependencies are done and
 every artifact waiting for review; when nothing is left it moves on to the approval gate.
+
+Team-file settings (`patterns.hierarchical`, `HierarchicalSettings`): `reviewer` names a team role that
+reviews in place of the built-in reviewer; `approve_before` names roles whose subtasks wait at `authorize`
+(an `interrupt`) for a person's approval before they are assigned: a rejected one is BLOCKED, with its
+dependents.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
-from pydantic import ValidationError
+from langgraph.types import Command, Send, interrupt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
@@ -21,7 +26,8 @@ from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, TaskAssign
-from state.team import Handoff, ReviewOrder, TeamState, WorkOrder
+from state.roles import Role, Team, TeamError
+from state.team import Decision, Handoff, ReviewOrder, TeamState, WorkOrder
 
 NAME = "supervisor"
 
@@ -34,6 +40,40 @@ from the roles' capabilities, the ids it depends on, and 2-4 checkable acceptanc
 
 class PlanningError(RuntimeError):
     """The planner could not produce a usable plan."""
+
+
+class HierarchicalSettings(BaseModel):
+    """The team file's `patterns.hierarchical` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer: str | None = Field(default=None, description="A team role that reviews every artifact with its own "
+                                 "prompt and model (default: the built-in reviewer).")
+    approve_before: list[str] = Field(default_factory=list, description="Roles whose subtasks wait for a person's "
+                                      "approval before they are assigned (bookings, payments).")
+
+
+def settings(kit: Kit, team: Team) -> HierarchicalSettings:
+    """The team's hierarchical settings, every role they name checked against the team."""
+    found = kit.settings(team, "hierarchical", HierarchicalSettings, {})
+    names = [r.name for r in team.roles]
+    named: list[tuple[tuple[str | int, ...], str]] = [(("reviewer",), found.reviewer)] if found.reviewer else []
+    named += [(("approve_before", i), name) for i, name in enumerate(found.approve_before)]
+    for loc, name in named:
+        if name not in names:
+            raise TeamError(f"{team.where('patterns', 'hierarchical', *loc)}: no role {name!r} in team {team.name!r} "
+                            f"(roles: {', '.join(names)})")
+    return found
+
+
+def review_role(kit: Kit) -> Callable[[Team], Role | None]:
+    """Which team role reviews (None: the built-in reviewer), for `reviewer.reviewer(kit, by=...)`."""
+
+    def role(team: Team) -> Role | None:
+        name = settings(kit, team).reviewer
+        return team.role(name) if name else None
+
+    return role
 
 
 def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
@@ -66,12 +106,19 @@ def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
     return plan
 
 
-def dispatcher(*, work: str, review: str, finish: str) -> Callable[..., Awaitable[Command]]:
-    """The dispatch node, sending subtasks to `work`, artifacts to `review`, and the run to `finish` when done."""
+def dispatcher(*, work: str, review: str, finish: str, kit: Kit | None = None, authorize: str | None = None
+               ) -> Callable[..., Awaitable[Command]]:
+    """The dispatch node, sending subtasks to `work`, artifacts to `review`, and the run to `finish` when done.
+
+    With `kit` and `authorize`, a first-round subtask of a role in the team's `approve_before` goes to
+    `authorize` instead of `work`, one at a time (one person's answer resumes one interrupt).
+    """
 
     async def dispatch(state: TeamState, runtime: Runtime[RunContext]) -> Command:
         plan = state["plan"]
         assert plan is not None, "dispatch runs after plan"
+        gated = set(settings(kit, await kit.team_for(runtime)).approve_before) if kit and authorize else set()
+        gating = False
         board = dict(state["board"])
         changed: dict[str, TaskRecord] = {}
         sends: list[Send] = []
@@ -86,12 +133,22 @@ def dispatcher(*, work: str, review: str, finish: str) -> Callable[..., Awaitabl
                     messages.append(Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id, reason=reason))
                 elif all(board[d].status == TaskStatus.DONE for d in t.depends_on):
                     rec = rec.model_copy(update={"status": TaskStatus.ASSIGNED})
+            gate = rec.status == TaskStatus.ASSIGNED and rec.round == 0 and t.assignee in gated
+            if gate and gating:  # one approval at a time: this one waits for the next dispatch
+                continue
             if rec.status == TaskStatus.ASSIGNED:
                 rec = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
                 inputs = [_handoff(plan.get(d), board[d]) for d in t.depends_on]
-                sends.append(Send(work, WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs)))
-                messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
-                                           round=rec.round, feedback=rec.feedback))
+                order = WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs)
+                if gate and authorize:
+                    gating = True
+                    sends.append(Send(authorize, order))
+                    messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id=t.id,
+                                                  label="approval requested", note=f"{t.assignee}: {t.title}"))
+                else:
+                    sends.append(Send(work, order))
+                    messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
+                                               round=rec.round, feedback=rec.feedback))
             elif rec.status == TaskStatus.IN_REVIEW and rec.artifact:
                 sends.append(Send(review, ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)))
             if rec != board[t.id]:
@@ -109,6 +166,42 @@ def dispatcher(*, work: str, review: str, finish: str) -> Callable[..., Awaitabl
         return Command(goto=finish, update={"board": changed, "status": "awaiting_approval"})
 
     return dispatch
+
+
+def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
+    """The per-task approval gate: the run stops (`interrupt`) until a person answers with a `Decision`;
+    approved, the subtask goes on to `work`; rejected, it is BLOCKED with the reason and the run goes `back`."""
+
+    async def authorize(state: WorkOrder, runtime: Runtime[RunContext]) -> Command:
+        t = state.subtask
+        shown: dict[str, object] = {
+            "question": f"Approve {t.id} for {t.assignee} before it runs (it may book or pay)?",
+            "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "waiting"}],
+            "details": "\n".join([t.description, *(f"- {c}" for c in t.acceptance_criteria)]),
+            "answer": {"approved": "true|false", "comment": "optional text"},
+        }
+        while True:
+            answer = interrupt(shown)
+            try:
+                decision = Decision.model_validate(answer)
+                break
+            except ValidationError:
+                shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+        label = "approved" if decision.approved else "rejected"
+        verdict = CheckpointMsg(sender=decision.by, recipient=NAME, correlation_id=t.id, label=label,
+                                note=decision.comment)
+        if decision.approved:
+            await scope.journal(runtime).post(verdict, TaskAssign(
+                sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title, round=state.round))
+            return Command(goto=Send(work, state))
+        reason = f"rejected by {decision.by}" + (f": {decision.comment}" if decision.comment else "")
+        await scope.journal(runtime).post(verdict, Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id,
+                                                           reason=reason))
+        await scope.progress(runtime, t.id, TaskStatus.BLOCKED, t.assignee, state.round)
+        patch = {"status": TaskStatus.BLOCKED, "reason": reason, "round": state.round - 1}  # no round was worked
+        return Command(goto=back, update={"board": {t.id: patch}})
+
+    return authorize
 
 
 def _handoff(task: PlannedTask, rec: TaskRecord) -> Handoff:

@@ -20,7 +20,7 @@ def _one_line_error(result, *, code: int = 2) -> str:
     ("args", "expected"),
     [
         (["run", "hierarchical", "   "], "the task is empty"),
-        (["run", "nope", TODO_TASK], "unknown pattern 'nope'; known: hierarchical"),
+        (["run", "nope", TODO_TASK], "unknown pattern or recipe 'nope'; patterns: hierarchical"),
         (["run", "hierarchical", TODO_TASK, "--model", "gpt-4"], "unknown model 'gpt-4'"),
         (["run", "hierarchical", TODO_TASK, "--model", "chef=offline"], "model setting 'chef': neither a model role"),
         (["run", "hierarchical", TODO_TASK, "--team", "circus"], "unknown team 'circus'"),
@@ -28,7 +28,7 @@ def _one_line_error(result, *, code: int = 2) -> str:
         (["resume", "ghost"], "no run with thread id 'ghost'"),
         (["show", "ghost"], "no run with thread id 'ghost'"),
         (["approve", "ghost"], "no run with thread id 'ghost'"),
-        (["run"], "the following arguments are required: pattern, task"),
+        (["run"], "the following arguments are required: PATTERN|RECIPE, task"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )

@@ -187,15 +187,15 @@ def test_quorum_rule_needs_its_share_of_all_voters(ctx: RunContext, dissent: lis
 
 
 def test_voters_beyond_the_team_are_numbered(ctx: RunContext) -> None:
-    out, messages, _ = run(ctx, team="content", voters=9, fail={"writer_2": "lie", "editor_2": "lie"})
+    out, messages, _ = run(ctx, team="content", voters=13, fail={"writer_2": "lie", "editor_2": "lie"})
+    roles = ["researcher", "outliner", "writer", "fact_checker", "seo", "editor"]
     assert [m.recipient for m in messages if m.kind == Kind.TASK_ASSIGN] == [
-        "researcher", "strategist", "writer", "editor", "researcher_2", "strategist_2", "writer_2", "editor_2",
-        "researcher_3"]
+        *roles, *(f"{r}_2" for r in roles), "researcher_3"]
     v = out["verdict"]
-    assert (v["voters"], v["faults"], v["outcome"]) == (9, 2, "2^10")
+    assert (v["voters"], v["faults"], v["outcome"]) == (13, 4, "2^10")
     assert v["dissenters"] == {"writer_2": "10^3", "editor_2": "10^3"}
     # A model object given for a role serves its numbered voters too.
-    shared, *_ = run(ctx, team="content", voters=9, models={"writer": OfflineChatModel(fail="lie")})
+    shared, *_ = run(ctx, team="content", voters=13, models={"writer": OfflineChatModel(fail="lie")})
     assert shared["verdict"]["dissenters"] == {"writer": "10^3", "writer_2": "10^3"}
 
 

@@ -30,7 +30,7 @@ COMMANDS = [line for block in re.findall(r"```sh\n(.*?)```", README, re.S) for l
 # What each Python block prints, found by a line of the block.
 EXPECTED = {
     'ctx = RunContext(workspace_root="workspaces", team="content")': [
-        "awaiting_approval", "['researcher', 'strategist', 'writer', 'editor']", re.compile(r"completed .*SUMMARY\.md"),
+        "awaiting_approval", "['researcher', 'outliner', 'writer', 'editor']", re.compile(r"completed .*SUMMARY\.md"),
     ],
     "tools=[word_count]) as r:": ["awaiting_approval ['researcher', 'writer']"],
     "agents=[editor]": ["T4 done"],
@@ -47,6 +47,15 @@ EXPECTED = {
         "2^10 {'2^10': 5, '10^3': 2} ['backend', 'qa'] 71%",
         "None - it has 4 votes: if 2 of its voters lied, it might not be the honest voters' majority",
     ],
+    'thread_id="swarm")': [
+        "completed ['architect', 'backend+qa'] architect",
+        "['user -> architect', 'architect -> backend', 'architect -> qa']",
+    ],
+    'ctx = RunContext(fail={"backend": "raise"})': [
+        "completed {'task': ['E1'], 'design': ['E2'], 'persistence': ['E3'], 'frontend': ['E4'], 'documentation': "
+        "['E5']}", "E2 design backend", "E3 persistence backend",
+    ],
+    '"Plan a product launch")': ["completed ['content', 'design', 'outreach']"],
     'team="support")': [
         "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
         "completed Refunded $900.",

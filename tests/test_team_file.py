@@ -198,7 +198,7 @@ def test_a_file_that_is_not_utf8_says_where(tmp_path: Path) -> None:
     ("name", "roles"),
     [
         ("software", ["architect", "db_engineer", "backend", "frontend", "qa", "tech_writer", "researcher"]),
-        ("content", ["researcher", "strategist", "writer", "editor"]),
+        ("content", ["researcher", "outliner", "writer", "fact_checker", "seo", "editor"]),
         ("support", ["billing", "technical", "sales", "general"]),
     ],
 )
