@@ -31,6 +31,16 @@ def approval_request(state: TeamState) -> dict:
     }
 
 
+def ask_person(shown: dict[str, Any]) -> Decision:
+    """Stop the run (`interrupt`) until a person's answer is a usable `Decision`; an unusable one asks again."""
+    while True:
+        answer = interrupt(shown)
+        try:
+            return Decision.model_validate(answer)
+        except ValidationError:
+            shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+
+
 def approval_gate(*, approved: str, request: Callable[[Any], dict[str, Any]] = approval_request
                   ) -> Callable[..., Awaitable[Command]]:
     """The gate node: on approval the run goes on to `approved`, on rejection it ends.
@@ -40,14 +50,7 @@ def approval_gate(*, approved: str, request: Callable[[Any], dict[str, Any]] = a
     """
 
     async def approve(state: Any, runtime: Runtime[RunContext]) -> Command:
-        shown = request(state)
-        while True:
-            answer = interrupt(shown)
-            try:
-                decision = Decision.model_validate(answer)
-                break
-            except ValidationError:
-                shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+        decision = ask_person(request(state))
         label = "approved" if decision.approved else "rejected"
         await scope.journal(runtime).post(
             CheckpointMsg(sender=decision.by, recipient="supervisor", correlation_id="approval", label=label,

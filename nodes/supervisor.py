@@ -14,20 +14,22 @@ dependents.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from langchain_core.exceptions import OutputParserException
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send, interrupt
+from langgraph.types import Command, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nodes import scope
+from nodes.approval import ask_person
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, TaskAssign
 from state.roles import Role, Team, TeamError
-from state.team import Decision, Handoff, ReviewOrder, TeamState, WorkOrder
+from state.team import Handoff, ReviewOrder, TeamState, WorkOrder
 
 NAME = "supervisor"
 
@@ -174,19 +176,13 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
 
     async def authorize(state: WorkOrder, runtime: Runtime[RunContext]) -> Command:
         t = state.subtask
-        shown: dict[str, object] = {
+        shown: dict[str, Any] = {
             "question": f"Approve {t.id} for {t.assignee} before it runs (it may book or pay)?",
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "waiting"}],
             "details": "\n".join([t.description, *(f"- {c}" for c in t.acceptance_criteria)]),
             "answer": {"approved": "true|false", "comment": "optional text"},
         }
-        while True:
-            answer = interrupt(shown)
-            try:
-                decision = Decision.model_validate(answer)
-                break
-            except ValidationError:
-                shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
+        decision = ask_person(shown)
         label = "approved" if decision.approved else "rejected"
         verdict = CheckpointMsg(sender=decision.by, recipient=NAME, correlation_id=t.id, label=label,
                                 note=decision.comment)
