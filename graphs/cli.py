@@ -67,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
     run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
     run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
-    run.add_argument("--fail", action="append", default=[], metavar="ROLE=MODE",
-                     help="offline model, for tests: make a model role or agent 'raise', 'timeout' or 'malformed' "
-                     "(':N': the first N tries only)")
+    run.add_argument("--fail", action="append", default=[], metavar="AGENT=MODE",
+                     help="offline model, for tests and demos: make an agent or model role 'raise', 'timeout', "
+                     "'malformed', 'disagree' or 'lie' (':N': the first N tries only)")
     run.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
     _approval_flags(run)
     run.set_defaults(handler=_run)
