@@ -18,7 +18,7 @@ from graphs.registry import PATTERNS, builder
 from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
 from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
-from nodes.offline_model import OFFLINE_LABEL
+from nodes.offline_model import MODES, OFFLINE_LABEL
 from nodes.teams import available, load_team
 from state.context import RunContext
 from state.roles import MODEL_ROLES, Team, TeamError
@@ -142,7 +142,11 @@ def _context(args: argparse.Namespace) -> RunContext:
     default = default or os.environ.get("TROUPE_MODEL") or "offline"
     fail = dict(item.partition("=")[::2] for item in args.fail)
     if any(not v for v in fail.values()):
-        raise TroupeError("--fail takes ROLE=MODE, e.g. worker=raise")
+        raise TroupeError("--fail takes AGENT=MODE, e.g. worker=raise")
+    for who, mode in fail.items():
+        kind, _, upto = mode.partition(":")
+        if kind not in MODES or (upto and not upto.isdigit()):
+            raise TroupeError(f"--fail {who}={mode}: the mode is one of {', '.join(MODES)}, optionally ':N'")
     ctx = RunContext(team=args.team or RunContext.team, model=default, models=models, seed=args.seed,
                      latency=args.latency, max_review_rounds=args.max_review_rounds, fail=fail,
                      base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"))

@@ -25,6 +25,7 @@ def _one_line_error(result, *, code: int = 2) -> str:
         (["run", "hierarchical", TODO_TASK, "--model", "chef=offline"], "model setting 'chef': neither a model role"),
         (["run", "hierarchical", TODO_TASK, "--team", "circus"], "unknown team 'circus'"),
         (["run", "hierarchical", TODO_TASK, "--thread", "a/b"], "bad thread id 'a/b'"),
+        (["run", "hierarchical", TODO_TASK, "--fail", "qa=sulk"], "--fail qa=sulk: the mode is one of raise, timeout"),
         (["resume", "ghost"], "no run with thread id 'ghost'"),
         (["show", "ghost"], "no run with thread id 'ghost'"),
         (["approve", "ghost"], "no run with thread id 'ghost'"),
