@@ -51,7 +51,6 @@ STRUCTURED: dict[str, Answer] = {
     **offline_router.ANSWERS,
     **offline_debate.ANSWERS,
     **offline_consensus.ANSWERS,
-    **offline_swarm.ANSWERS,
     **offline_event_driven.ANSWERS,
     **offline_teams.ANSWERS,
 }

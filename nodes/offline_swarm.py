@@ -16,12 +16,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from nodes.offline_roles import Answer, Play
+from nodes.offline_roles import Play
 from state.router import keyword_hits
 from state.swarm import HANDOFF_PREFIXES, RETURN_PREFIX, TRANSFER_PREFIX
-
-ANSWERS: dict[str, Answer] = {}
-"""The swarm asks no structured questions: peers act through tool calls."""
 
 Call = dict[str, Any]
 
