@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from langchain_core.exceptions import OutputParserException
 from langgraph.errors import NodeError, NodeTimeoutError
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
@@ -22,7 +21,7 @@ from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.models import is_transient
-from nodes.supervisor import NAME, PlanningError
+from nodes.supervisor import NAME, PlanningError, ask_planner
 from state.context import RunContext
 from state.parallel import ParallelSettings, ParallelState, Part, Split
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
@@ -60,13 +59,8 @@ def splitter(kit: Kit) -> Callable[..., Awaitable[dict]]:
             raise PlanningError("the task is empty: say what the team should do")
         team = await kit.team_for(runtime)
         brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
-        chat = kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
-        try:
-            answer = await chat.with_structured_output(Split).ainvoke(
-                prompt(SPLITTER_PROMPT, SPLIT_INSTRUCTIONS, brief))
-            parts = Split.model_validate(answer)
-        except (ValidationError, OutputParserException) as exc:
-            raise PlanningError(f"the planner's answer is not a valid split: {str(exc).splitlines()[0]}") from exc
+        parts = await ask_planner(kit, runtime, Split, prompt(SPLITTER_PROMPT, SPLIT_INSTRUCTIONS, brief),
+                                  "a valid split")
         tasks, notes = assign(parts.parts, team)
         await scope.journal(runtime).post(CheckpointMsg(
             sender=NAME, recipient="team", correlation_id="plan", label="split ready",

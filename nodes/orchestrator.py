@@ -17,17 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from langchain_core.exceptions import OutputParserException
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
-from pydantic import ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
-from nodes.supervisor import PlanningError
+from nodes.supervisor import PlanningError, ask_planner
 from nodes.synthesizer import RESULT_FILE
 from nodes.teams import load_team
 from state.context import RunContext
@@ -103,13 +101,8 @@ def delegator(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Cal
         brief = {"task": task, "teams": [{"name": n, "description": t.description,
                                           "capabilities": sorted({c for r in t.roles for c in r.capabilities})}
                                          for n, t in teams.items()]}
-        chat = kit.model("planner", runtime, agent="supervisor", attempt=scope.attempt(runtime))
-        try:
-            answer = await chat.with_structured_output(Delegation).ainvoke(
-                prompt(ORCHESTRATOR_PROMPT, DELEGATE_INSTRUCTIONS, brief))
-            draft = Delegation.model_validate(answer)
-        except (ValidationError, OutputParserException) as exc:
-            raise PlanningError(f"the orchestrator's answer is not a delegation: {str(exc).splitlines()[0]}") from exc
+        draft = await ask_planner(kit, runtime, Delegation, prompt(ORCHESTRATOR_PROMPT, DELEGATE_INSTRUCTIONS, brief),
+                                  "a delegation")
         unknown = [a.team for a in draft.assignments if a.team not in teams]
         names = [a.team for a in draft.assignments]
         if unknown or len(set(names)) != len(names):

@@ -14,9 +14,10 @@ dependents.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import BaseMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +33,8 @@ from state.roles import Role, Team, TeamError
 from state.team import Handoff, ReviewOrder, TeamState, WorkOrder
 
 NAME = "supervisor"
+
+P = TypeVar("P", bound=BaseModel)
 
 PLANNER_PROMPT = """You are the supervisor of a team of specialists. You decompose a task into subtasks that \
 specialists can do independently, with explicit dependencies, so that independent subtasks run in parallel."""
@@ -78,6 +81,16 @@ def review_role(kit: Kit) -> Callable[[Team], Role | None]:
     return role
 
 
+async def ask_planner(kit: Kit, runtime: Runtime[RunContext], schema: type[P], messages: list[BaseMessage],
+                      what: str) -> P:
+    """The planner model's structured answer; one that does not fit `schema` is a PlanningError ("not {what}")."""
+    chat = kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
+    try:
+        return schema.model_validate(await chat.with_structured_output(schema).ainvoke(messages))
+    except (ValidationError, OutputParserException) as exc:
+        raise PlanningError(f"the planner's answer is not {what}: {str(exc).splitlines()[0]}") from exc
+
+
 def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
     """The plan node: decomposes the task and assigns each subtask to the team's role for its capability."""
 
@@ -87,13 +100,8 @@ def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
             raise PlanningError("the task is empty: say what the team should do")
         team = await kit.team_for(runtime)
         brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
-        chat = kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
-        try:
-            answer = await chat.with_structured_output(PlanDraft).ainvoke(
-                prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief))
-            draft = PlanDraft.model_validate(answer)
-        except (ValidationError, OutputParserException) as exc:
-            raise PlanningError(f"the planner's answer is not a valid plan: {str(exc).splitlines()[0]}") from exc
+        messages = prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief)
+        draft = await ask_planner(kit, runtime, PlanDraft, messages, "a valid plan")
         try:
             tasks = [PlannedTask(**s.model_dump(), assignee=team.for_capability(s.capability).name)
                      for s in draft.subtasks]
