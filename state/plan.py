@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 
 class TaskStatus(StrEnum):
@@ -15,11 +16,13 @@ class TaskStatus(StrEnum):
     IN_PROGRESS = "in_progress"  # a worker is on it
     BLOCKED = "blocked"  # a dependency failed
     IN_REVIEW = "in_review"  # an artifact waits for the reviewer
+    ESCALATED = "escalated"  # failed after every recovery: waits for a person (retry, skip or edit)
     DONE = "done"
     FAILED = "failed"
+    SPLIT = "split"  # replaced by smaller subtasks (its dependents wait for those instead)
 
 
-TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.BLOCKED})
+TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.SPLIT})
 
 
 class Subtask(BaseModel):
@@ -34,28 +37,42 @@ class Subtask(BaseModel):
 
 
 class PlanDraft(BaseModel):
-    """What the planner model returns: the decomposition of a task."""
+    """What the planner model returns: the decomposition of a task.
+
+    Only its shape is checked here; what a model can get wrong while keeping the shape (unknown or
+    repeated ids, capabilities no role has, cycles) is repaired by `nodes.plan_repair`, and said so.
+    """
 
     summary: str = Field(description="One or two sentences on the approach.")
     subtasks: list[Subtask] = Field(min_length=1, description="The subtasks, in a sensible order.")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> PlanDraft:
-        ids = [s.id for s in self.subtasks]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate subtask ids: {ids}")
-        for s in self.subtasks:
-            unknown = set(s.depends_on) - set(ids)
-            if unknown:
-                raise ValueError(f"subtask {s.id} depends on unknown ids {sorted(unknown)}")
-        _check_acyclic({s.id: s.depends_on for s in self.subtasks})
-        return self
+
+class SplitDraft(PlanDraft):
+    """The planner's answer when one subtask is split into smaller ones (too big, or failed as it was)."""
+
+
+class AmendDraft(PlanDraft):
+    """The planner's answer to a scope change: only the new subtasks, which may depend on existing ids."""
+
+
+class FindingDecision(BaseModel):
+    """The supervisor's decision about a side finding a worker reported."""
+
+    action: Literal["fix_now", "log", "ignore"] = Field(description="fix_now: a new subtask in this run; log: keep "
+                                                        "it for later in the shared notes; ignore: not worth it.")
+    reason: str = Field(description="Why, in one sentence.")
+    subtask: Subtask | None = Field(default=None, description="With fix_now: the subtask that fixes it.")
 
 
 class PlannedTask(Subtask):
     """A subtask with the specialist the supervisor assigned it to."""
 
     assignee: str = Field(description="Name of the role that does the work.")
+    model: str | None = Field(default=None, description="A model spec for this subtask only (a reassignment to "
+                              "another model after a failure); None: the role's model.")
+    urgent: bool = Field(default=False, description="Scheduled before any other work that has not started "
+                         "(a critical review finding).")
+    split_from: str | None = Field(default=None, description="The subtask this one is a part of.")
 
 
 class Plan(BaseModel):
@@ -77,20 +94,8 @@ class TaskRecord(BaseModel):
     summary: str | None = Field(default=None, description="The worker's summary of the latest artifact.")
     feedback: list[str] = Field(default_factory=list, description="Open review points for the next round.")
     reason: str | None = Field(default=None, description="Why the task failed or is blocked.")
+    history: list[str] = Field(default_factory=list, description="Earlier attempts and what the supervisor did "
+                               "about each (reassigned, split, escalated).")
+    final: bool = Field(default=False, description="FAILED for good: the supervisor stopped trying (or a person "
+                        "skipped it). A failure that is not final is the supervisor's to recover.")
 
-
-def _check_acyclic(deps: dict[str, list[str]]) -> None:
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            raise ValueError(f"dependency cycle: {' -> '.join([*path, node])}")
-        state[node] = 1
-        for dep in deps[node]:
-            visit(dep, [*path, node])
-        state[node] = 2
-
-    for node in deps:
-        visit(node, [])

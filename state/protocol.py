@@ -29,7 +29,7 @@ class Kind(StrEnum):
     EVENT = "EVENT"
 
 
-def _message_id() -> str:
+def message_id() -> str:
     # Time-ordered so that a store listing sorts into the order things happened.
     return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
@@ -37,7 +37,7 @@ def _message_id() -> str:
 class Message(BaseModel):
     """Fields every protocol message has."""
 
-    id: str = Field(default_factory=_message_id)
+    id: str = Field(default_factory=message_id)
     sender: str
     recipient: str
     correlation_id: str = Field(description="The subtask id or run-level topic the message is about.")
@@ -95,7 +95,11 @@ class ReviewResult(Message):
 
 
 class Replan(Message):
+    """A decision of the supervisor that changes the plan or its schedule, with its reason."""
+
     kind: Literal[Kind.REPLAN] = Kind.REPLAN
+    action: str = Field(default="replan", description="What was decided: repair, reassign, split, escalate, skip, "
+                        "give up, amend, finding, preempt, stall, size, edit.")
     reason: str
     tasks: list[str] = Field(default_factory=list, description="Ids of the subtasks in the new plan.")
 

@@ -26,11 +26,55 @@ def merge_board(
 
 
 class Decision(BaseModel):
-    """A person's (or the auto-approver's) answer at the approval gate."""
+    """A person's (or the auto-approver's) answer at an interrupt.
+
+    At the plan gate `edit` is a changed plan (`{"summary": ..., "subtasks": [...]}`); at an escalation,
+    approved means retry, rejected means skip, and `edit` holds subtask fields to change before the retry.
+    """
 
     approved: bool
     comment: str = ""
     by: str = Field(default="human", description="'human' or 'auto'.")
+    edit: dict[str, Any] | None = Field(default=None, description="A changed plan (plan gate) or changed subtask "
+                                        "fields (escalation).")
+
+
+RequestKind = Literal["complexity", "finding", "critical"]
+
+
+class Request(BaseModel):
+    """Something a worker or reviewer reports that needs the supervisor's decision."""
+
+    kind: RequestKind = Field(description="complexity: the subtask is bigger than planned; finding: a side "
+                              "finding; critical: a critical problem that must be fixed first.")
+    task_id: str
+    sender: str
+    text: str
+    parts: list[str] = Field(default_factory=list, description="With complexity: the smaller pieces the worker sees.")
+
+
+def merge_requests(left: list[Request] | None, right: list[Request]) -> list[Request]:
+    """Requests accumulate until the supervisor takes them (it clears the list with `Overwrite`)."""
+    return [*(left or []), *right]
+
+
+class Ledger(BaseModel):
+    """The supervisor's ledgers, after Magentic-One: small, checkpointed, rewritten at every dispatch.
+
+    The task ledger is what is known and agreed (facts logged for later, the plan's version, the
+    amendments applied, the subtasks a person approved); the progress ledger is whether the team is
+    getting anywhere (steps since a subtask last finished, each active subtask's last work order, replans).
+    """
+
+    facts: list[str] = Field(default_factory=list, description="Findings logged for later (the last 20).")
+    plan_version: int = 1
+    amendments: list[str] = Field(default_factory=list, description="Ids of the scope changes already planned.")
+    approved: list[str] = Field(default_factory=list, description="Signatures of subtasks a person approved.")
+    step: int = Field(default=0, description="Dispatches so far.")
+    last_progress: int = Field(default=0, description="The step at which a subtask last finished or started.")
+    orders: dict[str, str] = Field(default_factory=dict, description="Each subtask's last work order signature.")
+    replans: int = Field(default=0, description="Replans for failures, stalls and loops (bounded).")
+    next: list[str] = Field(default_factory=list, description="Who works next: the subtasks dispatched last.")
 
 
 class TeamInput(TypedDict):
@@ -52,6 +96,8 @@ class TeamState(TypedDict, total=False):
     status: RunStatus
     decision: Decision | None
     result: str | None
+    ledger: Ledger
+    requests: Annotated[list[Request], merge_requests]
 
 
 class Handoff(BaseModel):
@@ -72,12 +118,21 @@ class WorkOrder(BaseModel):
     inputs: list[Handoff] = Field(default_factory=list)
 
 
+class Escalation(BaseModel):
+    """A subtask the supervisor could not recover, put to a person with the history of its attempts."""
+
+    subtask: PlannedTask
+    history: list[str]
+
+
 class ReviewVerdict(BaseModel):
     """The reviewer's answer about one artifact."""
 
     approved: bool = Field(description="True only if every acceptance criterion is met.")
     unmet_criteria: list[str] = Field(default_factory=list, description="Criteria the artifact does not meet yet.")
     feedback: str = Field(description="What to change, concretely; or why it passes.")
+    critical: str = Field(default="", description="A critical problem (a security hole, data loss) that must be "
+                          "fixed before any other work goes on; empty when there is none.")
 
 
 class ReviewOrder(BaseModel):
@@ -89,6 +144,7 @@ class ReviewOrder(BaseModel):
 
 
 CHECKPOINTED_TYPES: tuple[type, ...] = (
-    Plan, PlannedTask, TaskRecord, TaskStatus, Decision, WorkOrder, ReviewOrder, Handoff, ReviewVerdict,
+    Plan, PlannedTask, TaskRecord, TaskStatus, Decision, WorkOrder, ReviewOrder, Handoff, ReviewVerdict, Ledger,
+    Request, Escalation,
 )
 """Our classes that appear in checkpoints (state values and pending `Send`s): the serializer's allow-list."""
