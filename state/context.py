@@ -41,5 +41,8 @@ class RunContext:
     max_tool_turns: int = 4
     """Model turns a worker gets to use its tools before it must answer."""
 
+    approve_plan: bool = False
+    """Hierarchical runs: a person approves, edits or rejects the plan before any worker starts (`--approve-plan`)."""
+
     workspace_root: str = "workspaces"
     """Folder under which each run gets a workspace named after its thread."""
