@@ -29,6 +29,7 @@ from nodes import (
     offline_consensus,
     offline_debate,
     offline_event_driven,
+    offline_hierarchical,
     offline_parallel,
     offline_roles,
     offline_router,
@@ -37,11 +38,15 @@ from nodes import (
     offline_teams,
 )
 from nodes.offline_roles import Answer, Play
+from tools.reports import REPORT_TOOL_NAMES
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
 WORKSPACE = ("write_file", "read_file")
-MODES = ("raise", "timeout", "malformed", "disagree", "lie")
-"""How an agent can be told to misbehave: fail, hang, return garbage, take the contrary view, or lie."""
+MODES = ("raise", "timeout", "malformed", "disagree", "lie", "complex", "finding", "critical")
+"""How an agent can be told to misbehave: fail, hang, return garbage, take the contrary view, or lie (a planner:
+a schema-valid plan that makes no sense); or to behave as reality does: a worker that reports its subtask is
+bigger than planned ('complex') or a side finding ('finding'), a reviewer that flags a critical problem in
+subtask T1's first artifact ('critical'). A reviewer told to 'disagree' never approves."""
 
 STRUCTURED: dict[str, Answer] = {
     "PlanDraft": offline_roles.plan_answer,
@@ -53,6 +58,7 @@ STRUCTURED: dict[str, Answer] = {
     **offline_consensus.ANSWERS,
     **offline_event_driven.ANSWERS,
     **offline_teams.ANSWERS,
+    **offline_hierarchical.ANSWERS,
 }
 """Structured-output schema name -> how the offline model answers it."""
 _BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)
@@ -70,7 +76,8 @@ class OfflineChatModel(BaseChatModel):
     latency: float = 0.0
     draft_flaw_rate: float = 0.4
     fail: str | None = None
-    """One of MODES ('raise', 'timeout', 'malformed', 'disagree', 'lie'); with ':N' only while `attempt` <= N."""
+    """One of MODES ('raise', 'timeout', 'malformed', 'disagree', 'lie', 'complex', 'finding', 'critical'); with ':N'
+    only while `attempt` <= N."""
     attempt: int = 1
     """The caller's attempt number (a node's retry count), for ':N' failures."""
 
@@ -141,7 +148,7 @@ class OfflineChatModel(BaseChatModel):
         elif self.role == "worker" and offline_swarm.plays_peer(tools):  # a swarm peer: hands off, returns, answers
             calls, content = offline_swarm.turn(brief, tools, messages, Play(self.name or self.role, self.seed, mode))
         elif self.role == "worker":
-            calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate)
+            calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate, mode=mode)
         elif self.role == "synthesizer" and "tasks" in brief:
             content = offline_roles.report(brief)
         else:
@@ -162,18 +169,37 @@ class OfflineChatModel(BaseChatModel):
 
 
 def _work(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[BaseMessage], *, seed: int,
-          flaw_rate: float) -> tuple[list[dict[str, Any]], str]:
-    """A worker's turn: first every tool of its own once, then the artifact with their results, then a summary."""
+          flaw_rate: float, mode: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    """A worker's turn: first every tool of its own once, then the artifact with their results, then a summary.
+
+    The report tools are not its own: it calls them only when told to. 'complex' (a first-round subtask that
+    is not itself a part of a split one): report_complexity, then an answer without writing anything;
+    'finding' (first round): report_finding once, alongside its first tool calls, then the work as usual.
+    """
     called = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
     answered = {m.name or called.get(m.tool_call_id): str(m.text) for m in messages if isinstance(m, ToolMessage)}
-    own = [t["function"] for t in tools if t["function"]["name"] not in WORKSPACE and
+    names = {t["function"]["name"] for t in tools}
+    sub = brief.get("subtask") or {}
+    first_round = bool(sub) and brief.get("round", 1) == 1
+    if mode == "complex" and first_round and not sub.get("split_from") and "report_complexity" in names:
+        if "report_complexity" not in answered:
+            return [{"name": "report_complexity", "args": offline_hierarchical.complexity_report(brief)}], ""
+        return [], f"Stopped without writing: {sub.get('id', 'the subtask')} is bigger than planned and will be split."
+    reports = []
+    if mode == "finding" and first_round and "report_finding" in names and "report_finding" not in answered:
+        reports = [{"name": "report_finding", "args": {"finding": offline_hierarchical.finding_for(brief)}}]
+    own = [t["function"] for t in tools if t["function"]["name"] not in (*WORKSPACE, *REPORT_TOOL_NAMES) and
            t["function"]["name"] not in answered]
     if own and "write_file" not in answered:
-        return [{"name": f["name"], "args": offline_roles.tool_args(f.get("parameters", {}), brief)} for f in own], ""
-    if any(t["function"]["name"] == "write_file" for t in tools) and "write_file" not in answered:
-        results = {name: text for name, text in answered.items() if name and name not in WORKSPACE}
+        calls = [{"name": f["name"], "args": offline_roles.tool_args(f.get("parameters", {}), brief)} for f in own]
+        return reports + calls, ""
+    if "write_file" in names and "write_file" not in answered:
+        results = {name: text for name, text in answered.items()
+                   if name and name not in WORKSPACE and name not in REPORT_TOOL_NAMES}
         body, _ = offline_roles.draft(brief, seed=seed, flaw_rate=flaw_rate, tool_results=results)
-        return [{"name": "write_file", "args": {"path": brief["path"], "content": body}}], ""
+        return [*reports, {"name": "write_file", "args": {"path": brief["path"], "content": body}}], ""
+    if reports:
+        return reports, ""
     return [], offline_roles.summary(brief, brief.get("path", "the artifact"))
 
 
@@ -187,12 +213,13 @@ def _text(message: BaseMessage) -> str:
 
 
 def _brief(messages: list[BaseMessage]) -> dict[str, Any]:
-    for m in reversed(messages):
-        if isinstance(m, HumanMessage):
-            found = _BRIEF.findall(_text(m))
-            if found:
-                return json.loads(found[-1])
-            return {"task": _text(m)}
-    return {}
+    """The latest JSON brief of the conversation (a later message without one, e.g. "answer again", keeps it);
+    without any, the last human message as the task."""
+    humans = [m for m in messages if isinstance(m, HumanMessage)]
+    for m in reversed(humans):
+        found = _BRIEF.findall(_text(m))
+        if found:
+            return json.loads(found[-1])
+    return {"task": _text(humans[-1])} if humans else {}
 
 

@@ -25,15 +25,53 @@ class Play:
     """The asking agent's name (or model role)."""
     seed: int
     mode: str | None = None
-    """None, or how to misbehave: 'disagree' (take the contrary view) or 'lie' (answer wrongly, confidently)."""
+    """None, or how to misbehave: 'disagree' (take the contrary view), 'lie' (answer wrongly, confidently), or a
+    behaviour of `nodes.offline_model.MODES` ('complex', 'finding', 'critical')."""
 
 
 def plan_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
-    return plan(brief)
+    """A `PlanDraft`; told to 'lie', one that keeps the schema but makes no sense (see `nonsense`)."""
+    honest = plan(brief)
+    return nonsense(honest, brief.get("roles", [])) if play.mode == "lie" else honest
 
 
 def review_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
+    """A `ReviewVerdict`. 'critical': the first round of subtask T1's artifact has a security problem that must
+    be fixed first; 'disagree': never approves, and names the same unmet criterion every round."""
+    if play.mode == "critical" and brief.get("path", "").startswith("T1-") and brief.get("round", 1) == 1:
+        verdict = review(brief)
+        return {**verdict, "approved": False, "critical": CRITICAL,
+                "feedback": f"Critical: {CRITICAL} {verdict['feedback']}"}
+    if play.mode == "disagree":
+        first = brief["acceptance_criteria"][0]
+        return {"approved": False, "unmet_criteria": [first], "feedback": f"Not addressed yet: {first}"}
     return review(brief)
+
+
+CRITICAL = ("Security: user passwords are stored in plain text; hash them (bcrypt or argon2) before any other "
+            "work goes on.")
+"""The critical problem a reviewer told to flag one ('critical') reports."""
+
+
+def nonsense(draft: dict[str, Any], roles: list[dict[str, Any]]) -> dict[str, Any]:
+    """A plan a careless model might answer, schema-valid: the last subtask's dependencies name a role and
+    capabilities instead of ids, the second depends on an id that does not exist, the first and the second
+    depend on each other, the one before last has a capability no role has, and the last takes its id."""
+    subs = [{**s, "depends_on": list(s["depends_on"])} for s in draft["subtasks"]]
+    if len(subs) == 1:
+        subs.append({**subs[0], "title": subs[0]["title"] + " (the rest)", "depends_on": []})
+    first, second, before_last, last = subs[0], subs[1], subs[-2], subs[-1]
+    by_id = {s["id"]: s for s in subs}
+    owner = next((r["name"] for r in roles if first["capability"] in r.get("capabilities", [])), first["capability"])
+    names = [owner] + [by_id[d]["capability"] for d in last["depends_on"] if d != first["id"] and d in by_id]
+    last["depends_on"] = list(dict.fromkeys(names))
+    second["depends_on"].append("T99")
+    first["depends_on"].append(second["id"])
+    if len(subs) > 2 and first["id"] not in second["depends_on"]:
+        second["depends_on"].insert(0, first["id"])
+    before_last["capability"] += " engineering"
+    last["id"] = before_last["id"]
+    return {"summary": draft["summary"], "subtasks": subs}
 
 
 # (capability, title, description, depends_on capabilities, acceptance criteria)

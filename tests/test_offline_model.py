@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from nodes.briefs import prompt
 from nodes.models import ModelSpecError, check_spec, get_model
-from nodes.offline_model import InjectedFailure, OfflineChatModel, count_tokens
+from nodes.offline_model import MODES, InjectedFailure, OfflineChatModel, count_tokens
 from nodes.teams import load_team
 from state.context import RunContext
-from state.plan import PlanDraft
+from state.plan import AmendDraft, FindingDecision, PlanDraft, SplitDraft
 from state.roles import Team
 from state.team import ReviewVerdict
+from tools.reports import REPORT_TOOLS
 from tools.workspace import WORKSPACE_TOOLS, workspace_config
 
 SOFTWARE, CONTENT = load_team("software"), load_team("content")
@@ -451,3 +452,206 @@ def test_a_non_api_task_gets_no_api_boilerplate() -> None:
         body = draft({"subtask": sub, "round": 2, "path": f"{sub['id']}.py"}, seed=7, flaw_rate=0.0)[0]
         assert "ROUTES" not in body and "/team" not in body
         compile(body, "x.py", "exec")
+
+
+# --- adaptive planning: planner lies, workers report, reviewers flag ------------------------------------------------
+
+SOFTWARE_ROLES = [{"name": r.name, "capabilities": r.capabilities} for r in SOFTWARE.roles]
+
+
+def test_new_modes_are_known() -> None:
+    assert {"complex", "finding", "critical"} <= set(MODES)
+    for mode in ("complex", "finding", "critical"):
+        assert OfflineChatModel(role="router", fail=mode).invoke([HumanMessage("hi")]).content
+    with pytest.raises(ValueError, match="unknown offline failure mode"):
+        OfflineChatModel(role="router", fail="sulk").invoke([HumanMessage("hi")])
+
+
+def test_a_lying_planner_answers_schema_valid_nonsense() -> None:
+    lie = make_plan(REST_TASK, SOFTWARE, fail="lie")
+    ids = [s.id for s in lie.subtasks]
+    roles, skills = {r.name for r in SOFTWARE.roles}, set(SOFTWARE.capabilities())
+    deps = [d for s in lie.subtasks for d in s.depends_on]
+    assert len(ids) != len(set(ids)), "a repeated id"
+    assert any(d not in ids and d not in roles and d not in skills for d in deps), "a dependency on no id"
+    assert any(d in roles for d in deps) and any(d in skills for d in deps), "dependencies naming a role, a skill"
+    assert any(s.capability not in skills for s in lie.subtasks), "a capability no role has"
+    by_id = {s.id: s for s in lie.subtasks}
+    assert any(a in by_id[b].depends_on for a in ids for b in by_id[a].depends_on if b in by_id), "a cycle"
+    assert make_plan(REST_TASK, SOFTWARE, fail="lie") == lie  # deterministic
+    honest = make_plan(REST_TASK, SOFTWARE, fail="lie:1", attempt=2)
+    assert honest == make_plan(REST_TASK, SOFTWARE)
+    one = Team(name="one", description="d", roles=[SOFTWARE.role("backend")])
+    assert len(make_plan(REST_TASK, one, fail="lie").subtasks) == 2  # even a one-subtask plan gets its nonsense
+
+
+def run_worker(mode: str | None, subtask: dict[str, Any], *, round_: int = 1, reports: bool = True,
+               path: str = "T3-backend.py") -> list[AIMessage]:
+    """Play a worker's turns like nodes/worker.py's tool loop; every tool answers 'ok'."""
+    tools = [*WORKSPACE_TOOLS, *(REPORT_TOOLS if reports else [])]
+    model = OfflineChatModel(role="worker", fail=mode, draft_flaw_rate=0.0).bind_tools(tools)
+    messages = work_brief(subtask, path, round_)
+    replies: list[AIMessage] = []
+    for _ in range(4):
+        reply = model.invoke(messages)
+        assert isinstance(reply, AIMessage)
+        replies.append(reply)
+        messages.append(reply)
+        if not reply.tool_calls:
+            break
+        messages += [ToolMessage("ok", tool_call_id=c["id"], name=c["name"]) for c in reply.tool_calls]
+    return replies
+
+
+def called(replies: list[AIMessage]) -> list[str]:
+    return [c["name"] for r in replies for c in r.tool_calls]
+
+
+def test_a_worker_never_reports_unless_told() -> None:
+    replies = run_worker(None, SUBTASK)
+    assert called(replies) == ["write_file"]
+    assert replies[-1].content
+
+
+def test_a_complex_worker_reports_and_writes_nothing() -> None:
+    replies = run_worker("complex", SUBTASK)
+    assert called(replies) == ["report_complexity"]
+    args = replies[0].tool_calls[0]["args"]
+    assert args["reason"] and "bigger than planned" in args["reason"]
+    assert args["parts"] == ["Implement every endpoint", "Validate request bodies", "Return the documented codes"]
+    assert "split" in replies[-1].content and not replies[-1].tool_calls
+    two = run_worker("complex", {**SUBTASK, "acceptance_criteria": ["Works"]})[0].tool_calls[0]["args"]["parts"]
+    assert len(two) == 2
+
+
+@pytest.mark.parametrize(("change", "round_", "reports"), [({"split_from": "T3"}, 1, True), ({}, 2, True),
+                                                             ({}, 1, False)],
+                         ids=["a-part-of-a-split", "second-round", "no-report-tool"])
+def test_a_complex_worker_works_normally_otherwise(change: dict[str, Any], round_: int, reports: bool) -> None:
+    replies = run_worker("complex", {**SUBTASK, **change}, round_=round_, reports=reports)
+    assert called(replies) == ["write_file"]
+
+
+def test_a_worker_with_a_finding_reports_it_once_and_works_on() -> None:
+    replies = run_worker("finding", SUBTASK)
+    assert called(replies) == ["report_finding", "write_file"]
+    finding = replies[0].tool_calls[0]["args"]["finding"]
+    assert "password" in finding.lower() and "plain text" in finding
+    docs = run_worker("finding", {**SUBTASK, "capability": "documentation"}, path="T5-documentation.md")
+    assert "later" in docs[0].tool_calls[0]["args"]["finding"]
+    assert called(run_worker("finding", SUBTASK, round_=2)) == ["write_file"]
+    assert called(run_worker("finding", SUBTASK, reports=False)) == ["write_file"]
+
+
+def test_a_worker_with_a_finding_still_uses_its_own_tools_first() -> None:
+    from langchain_core.tools import tool
+
+    @tool
+    def lookup(query: str) -> str:
+        """Look something up."""
+        return "found"
+
+    model = OfflineChatModel(role="worker", fail="finding").bind_tools([*WORKSPACE_TOOLS, *REPORT_TOOLS, lookup])
+    first = model.invoke(work_brief(SUBTASK, "T3-backend.py"))
+    assert [c["name"] for c in first.tool_calls] == ["report_finding", "lookup"]
+
+
+def review_of(mode: str | None, path: str, round_: int, artifact: str | None = None) -> ReviewVerdict:
+    brief = {"subtask": "Design the API", "acceptance_criteria": CRITERIA, "path": path, "round": round_,
+             "artifact": artifact if artifact is not None else "\n".join(f"- [x] {c}" for c in CRITERIA)}
+    result = OfflineChatModel(role="reviewer", fail=mode).with_structured_output(ReviewVerdict).invoke(
+        prompt("You are a reviewer.", "Review the artifact below.", brief))
+    assert isinstance(result, ReviewVerdict)
+    return result
+
+
+def test_a_critical_reviewer_flags_a_security_problem_in_t1s_first_artifact() -> None:
+    flagged = review_of("critical", "T1-design.md", 1)
+    assert flagged.approved is False
+    assert "security" in flagged.critical.lower() and "password" in flagged.critical.lower()
+    for path, round_ in (("T1-design.md", 2), ("T2-persistence.py", 1), ("T1.1-design.md", 1)):
+        v = review_of("critical", path, round_)
+        assert v.approved is True and v.critical == ""
+    assert review_of(None, "T1-design.md", 1).critical == ""
+
+
+def test_a_disagreeing_reviewer_never_approves_and_repeats_itself() -> None:
+    verdicts = [review_of("disagree", "T1-design.md", r) for r in (1, 2, 3)]
+    assert not any(v.approved for v in verdicts)
+    assert verdicts[0].unmet_criteria == verdicts[1].unmet_criteria == verdicts[2].unmet_criteria == [CRITERIA[0]]
+    assert verdicts[0].feedback == verdicts[2].feedback
+
+
+def structured(schema: type[Any], brief: dict[str, Any], mode: str | None = None) -> Any:
+    result = OfflineChatModel(role="planner", fail=mode).with_structured_output(schema).invoke(
+        prompt("You are the supervisor.", "Answer.", brief))
+    assert isinstance(result, schema)
+    return result
+
+
+def test_a_split_uses_the_workers_parts_and_shares_the_criteria() -> None:
+    parts = ["Implement every endpoint", "Validate request bodies", "Return the documented codes"]
+    brief = {"task": REST_TASK, "subtask": SUBTASK, "reason": "too big", "parts": parts, "roles": SOFTWARE_ROLES}
+    split = structured(SplitDraft, brief)
+    assert [s.id for s in split.subtasks] == ["P1", "P2", "P3"]
+    assert [s.title for s in split.subtasks] == parts
+    assert all(s.capability == "backend" and s.depends_on == [] for s in split.subtasks)
+    assert sorted(c for s in split.subtasks for c in s.acceptance_criteria) == sorted(SUBTASK["acceptance_criteria"])
+    assert "T3" in split.summary
+    unasked = structured(SplitDraft, {**brief, "parts": []})
+    assert 2 <= len(unasked.subtasks) <= 3
+    many = structured(SplitDraft, {**brief, "parts": ["a", "b", "c", "d"]})
+    assert [s.title for s in many.subtasks] == ["a", "b", "c; d"]
+    small = structured(SplitDraft, {**brief, "subtask": {**SUBTASK, "acceptance_criteria": ["Works"]}, "parts": []})
+    assert len(small.subtasks) == 2 and all(s.acceptance_criteria for s in small.subtasks)
+    lie = structured(SplitDraft, brief, "lie")
+    assert len({s.id for s in lie.subtasks}) < len(lie.subtasks) and lie.subtasks[0].depends_on == ["P9"]
+
+
+EXISTING = [{"id": "T1", "title": "Design", "capability": "design", "status": "done"},
+            {"id": "T2", "title": "Storage", "capability": "persistence", "status": "in_progress"},
+            {"id": "T3", "title": "Endpoints", "capability": "backend", "status": "pending"}]
+
+
+def test_an_amendment_becomes_new_subtasks_wired_into_the_plan() -> None:
+    brief = {"task": REST_TASK, "amendment": "Also add OAuth login", "existing": EXISTING, "roles": SOFTWARE_ROLES}
+    amend = structured(AmendDraft, brief)
+    assert [(s.id, s.capability, s.depends_on) for s in amend.subtasks] == [("T4", "backend", ["T1"]),
+                                                                            ("T5", "testing", ["T4"])]
+    assert amend.subtasks[0].title == "Add OAuth login"
+    screen = structured(AmendDraft, {**brief, "amendment": "Add a settings screen"})
+    assert screen.subtasks[0].capability == "frontend"
+    docs = structured(AmendDraft, {**brief, "amendment": "Document the API in the README"})
+    assert docs.subtasks[0].capability == "documentation"
+    no_design = structured(AmendDraft, {**brief, "existing": EXISTING[1:]})
+    assert no_design.subtasks[0].depends_on == []
+    cooks = [{"name": "chef", "capabilities": ["cooking"]}]
+    only = structured(AmendDraft, {**brief, "roles": cooks})
+    assert [s.capability for s in only.subtasks] == ["cooking"]
+    lie = structured(AmendDraft, brief, "lie")
+    assert lie.subtasks[0].depends_on == ["design", "T99"]
+
+
+@pytest.mark.parametrize(("finding", "action"), [
+    ("Security: user passwords are stored in plain text", "fix_now"),
+    ("The importer crashes on an empty file", "fix_now"),
+    ("Nice to have: responses could be cached later", "log"),
+    ("The logo is blue", "ignore"),
+])
+def test_a_finding_is_fixed_now_logged_or_ignored(finding: str, action: str) -> None:
+    brief = {"task": REST_TASK, "finding": finding, "reported_by": "backend",
+             "subtask": {"id": "T3", "title": "Implement the endpoints"}, "roles": SOFTWARE_ROLES}
+    decision = structured(FindingDecision, brief)
+    assert decision.action == action and decision.reason
+    if action == "fix_now":
+        assert decision.subtask is not None
+        assert decision.subtask.capability == "backend" and decision.subtask.depends_on == ["T3"]
+        assert finding in decision.subtask.acceptance_criteria[0]
+    else:
+        assert decision.subtask is None
+
+
+def test_a_later_message_without_a_brief_keeps_the_brief() -> None:
+    messages = [*planner_brief(REST_TASK, SOFTWARE), HumanMessage("Your answer had problems; answer again.")]
+    again = OfflineChatModel(role="planner").with_structured_output(PlanDraft).invoke(messages)
+    assert again == make_plan(REST_TASK, SOFTWARE)
