@@ -1,17 +1,18 @@
-"""Hierarchical team: a supervisor plans, specialists work in parallel, a reviewer checks, a person approves.
+"""Hierarchical team: a supervisor plans, specialists work in parallel, a reviewer checks, a person approves,
+and the supervisor adapts the plan when reality changes.
 
-    plan -> dispatch -> work (Send, one per ready subtask) ┐
-              ^     -> review (Send, one per artifact)    ├-> dispatch ...
-              └───────────────────────────────────────────┘
-            dispatch -> approve (interrupt) -> synthesize -> END   (rejected: approve -> END)
-            dispatch -> authorize (interrupt, `approve_before` roles) -> work | dispatch (rejected: BLOCKED)
+    plan -> [plan_gate] -> dispatch -> work (Send, one per ready subtask, at most max_workers) ┐
+                             ^      -> review (Send, one per artifact)                      ├-> dispatch ...
+                             |      -> authorize / escalate (interrupts: one at a time)      ┘
+                             └── replan <- dispatch (reports, failures to split, scope changes) -> [plan_gate]
+            dispatch -> approve (interrupt) -> synthesize -> END   (rejected: END; a scope change: replan)
 
-Dispatch runs after every super-step: subtasks whose dependencies are done start together, and
-review requests changes by sending a subtask back for another round (bounded by
-`RunContext.max_review_rounds`). Growing records go to the journal in the store; the
-checkpointed state holds only the plan, the task board and the result. The team file's
-`patterns.hierarchical` section may name a team role as the `reviewer` and roles whose subtasks
-need a person's approval before they start (`approve_before`): see `nodes.supervisor`.
+Dispatch runs after every super-step (`nodes.dispatcher`): it recovers failed subtasks (another role,
+the fallback model, a split, a person), catches loops and stalls, preempts for critical findings and
+starts what is ready. `replan` (`nodes.replanner`) changes the plan: scope changes (`troupe amend`),
+splits, side findings. The supervisor's ledgers are in the checkpoint; the growing record of a run is
+in the journal. Settings: the team file's `patterns.hierarchical` section or `build()` keywords
+(`nodes.supervisor.HierarchicalSettings`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
 
-from nodes import approval, reviewer, supervisor, synthesizer, worker
+from nodes import approval, dispatcher, replanner, reviewer, supervisor, synthesizer, worker
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from state.context import RunContext
 from state.roles import Team
-from state.team import ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
+from state.team import Escalation, ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
 
 
 def build(
@@ -35,6 +36,9 @@ def build(
     tools: Tools = None,
     agents: Agents = None,
     node_timeout: float | None = 300.0,
+    approve_plan: bool | None = None,
+    max_workers: int | None = None,
+    fallback_model: str | None = None,
 ) -> StateGraph[TeamState, RunContext, TeamInput, TeamOutput]:
     """The uncompiled hierarchical team; compile it with a checkpointer to make runs durable.
 
@@ -42,26 +46,33 @@ def build(
     `models` one chat model for every agent or a mapping by agent name or model role; `tools`
     LangChain tools or plain functions the roles name; `agents` compiled graphs that serve the roles of
     their names. Everything is checked here: an unknown tool, model or agent name fails the build.
-    `node_timeout` caps one attempt of a model-calling node, in seconds.
+    `node_timeout` caps one attempt of a model-calling node, in seconds. `approve_plan`, `max_workers` and
+    `fallback_model` override the team file's `patterns.hierarchical` settings (None: the file's, else defaults).
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
-    g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
-    g.add_node("plan", supervisor.planner(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
+    overrides = {"approve_plan": approve_plan, "max_workers": max_workers, "fallback_model": fallback_model}
     # Bad settings fail the build (a team file's, with its line); a team's own reviewer gets the review requests.
-    review_by = supervisor.settings(kit, kit.team).reviewer if kit.team is not None else None
-    g.add_node("dispatch", supervisor.dispatcher(work="work", review="review", finish="approve", kit=kit,
-                                                 authorize="authorize"),
-               destinations=("work", "review", "approve", "authorize"))
+    found = supervisor.settings(kit, kit.team, overrides) if kit.team is not None else None
+    g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
+    g.add_node("plan", supervisor.planner(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,
+               destinations=("plan_gate", "dispatch"))
+    g.add_node("plan_gate", supervisor.plan_gate(kit, overrides), destinations=("dispatch", "replan", END))
+    g.add_node("dispatch", dispatcher.dispatcher(kit, overrides),
+               destinations=("work", "review", "authorize", "escalate", "replan", "approve"))
+    g.add_node("replan", replanner.replanner(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,
+               destinations=("plan_gate", "dispatch"))
     g.add_node("authorize", supervisor.authorizer(work="work", back="dispatch"), input_schema=WorkOrder,
                destinations=("work", "dispatch"))
-    g.add_node("work", worker.worker(kit, reviewer=review_by or reviewer.NAME), input_schema=WorkOrder,
+    g.add_node("escalate", supervisor.escalator(kit), input_schema=Escalation, destinations=("dispatch",))
+    g.add_node("work", worker.worker(kit, reviewer=found.reviewer if found and found.reviewer else reviewer.NAME,
+                                     reports=True),
+               input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("review", reviewer.reviewer(kit, by=supervisor.review_role(kit), flags=True), input_schema=ReviewOrder,
                retry_policy=MODEL_RETRY, timeout=node_timeout)
-    g.add_node("review", reviewer.reviewer(kit, by=supervisor.review_role(kit)), input_schema=ReviewOrder,
-               retry_policy=MODEL_RETRY, timeout=node_timeout)
-    g.add_node("approve", approval.approval_gate(approved="synthesize"), destinations=("synthesize", END))
+    g.add_node("approve", approval.approval_gate(approved="synthesize", reopen=supervisor.reopener),
+               destinations=("synthesize", "replan", END))
     g.add_node("synthesize", synthesizer.synthesizer(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "plan")
-    g.add_edge("plan", "dispatch")
     g.add_edge("work", "dispatch")
     g.add_edge("review", "dispatch")
     g.add_edge("synthesize", END)

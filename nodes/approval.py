@@ -41,16 +41,23 @@ def ask_person(shown: dict[str, Any]) -> Decision:
             shown = {**shown, "error": f"unusable answer {answer!r}: send {{'approved': true|false}}"}
 
 
-def approval_gate(*, approved: str, request: Callable[[Any], dict[str, Any]] = approval_request
-                  ) -> Callable[..., Awaitable[Command]]:
+Reopen = Callable[[Any, Runtime[RunContext]], Awaitable[str | None]]
+"""Whether the work must go on before anyone is asked (e.g. a scope change came in): the node to go to, or None."""
+
+
+def approval_gate(*, approved: str, request: Callable[[Any], dict[str, Any]] = approval_request,
+                  reopen: Reopen | None = None) -> Callable[..., Awaitable[Command]]:
     """The gate node: on approval the run goes on to `approved`, on rejection it ends.
 
     `request(state)` is what the person is shown: a dict with a "question", and optionally "tasks"
-    (id, title, assignee, status, artifact, reason) and "details" (free text).
+    (id, title, assignee, status, artifact, reason) and "details" (free text); its "kind" is "approval".
+    `reopen`, checked first (also when a waiting gate is resumed), sends the run back to work instead.
     """
 
     async def approve(state: Any, runtime: Runtime[RunContext]) -> Command:
-        decision = ask_person(request(state))
+        if reopen is not None and (back := await reopen(state, runtime)):
+            return Command(goto=back, update={"status": "working"})
+        decision = ask_person({"kind": "approval", **request(state)})
         label = "approved" if decision.approved else "rejected"
         await scope.journal(runtime).post(
             CheckpointMsg(sender=decision.by, recipient="supervisor", correlation_id="approval", label=label,

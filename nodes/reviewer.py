@@ -16,7 +16,7 @@ from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
 from state.roles import Role, Team
-from state.team import ReviewOrder, ReviewVerdict
+from state.team import Request, ReviewOrder, ReviewVerdict
 
 NAME = "reviewer"
 
@@ -26,11 +26,13 @@ criterion; otherwise you list the unmet criteria and say concretely what to chan
 REVIEW_INSTRUCTIONS = "Review the artifact below against its acceptance criteria."
 
 
-def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None) -> Callable[..., Awaitable[dict]]:
+def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags: bool = False
+             ) -> Callable[..., Awaitable[dict]]:
     """The review node: one artifact against its subtask's acceptance criteria; approve, send back or fail.
 
     `by(team)` names the team role that reviews (its prompt before the reviewer's, its model, its name in
-    the journal); None, or no `by`: the built-in reviewer.
+    the journal); None, or no `by`: the built-in reviewer. With `flags`, a critical problem the reviewer
+    names sends the artifact back first in line and reaches the lead as a "critical" request (preemption).
     """
 
     async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
@@ -52,11 +54,19 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None) -> Ca
             verdict = ReviewVerdict.model_validate(answer)
         except (ValidationError, OutputParserException) as exc:
             return await _fail(runtime, state, f"the {name}'s answer was malformed: {str(exc).splitlines()[0]}", name)
+        critical = verdict.critical.strip() if flags else ""
         await scope.journal(runtime).post(
-            ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id, approved=verdict.approved,
-                         round=state.round, unmet_criteria=verdict.unmet_criteria, feedback=verdict.feedback)
+            ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id,
+                         approved=verdict.approved and not critical, round=state.round,
+                         unmet_criteria=verdict.unmet_criteria,
+                         feedback=f"CRITICAL: {critical}. {verdict.feedback}" if critical else verdict.feedback)
         )
         patch: dict[str, object]
+        if critical:
+            patch = {"status": TaskStatus.ASSIGNED, "feedback": [f"CRITICAL: {critical}", *verdict.unmet_criteria]}
+            await scope.progress(runtime, task.id, TaskStatus.ASSIGNED, task.assignee, state.round)
+            return {"board": {task.id: patch},
+                    "requests": [Request(kind="critical", task_id=task.id, sender=name, text=critical)]}
         if verdict.approved:
             patch = {"status": TaskStatus.DONE}
         elif state.round < ctx.max_review_rounds:

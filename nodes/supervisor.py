@@ -1,36 +1,40 @@
-"""The supervisor: plans the work, then dispatches ready subtasks and artifacts to review.
+"""The supervisor: plans the work, has the plan approved, and asks a person when the team is stuck.
 
-`plan` asks the planner model for a decomposition and assigns each subtask to a role by
-capability. `dispatcher` is the supervisor's deterministic half: after every super-step it
-reads the task board and fans out, with `Send`, every subtask whose dependencies are done and
-every artifact waiting for review; when nothing is left it moves on to the approval gate.
+`planner` asks the planner model for a decomposition, repairs what it can of a bad answer
+(`nodes.plan_repair`: errors go back to the planner, fixable faults are fixed and said so, and as the
+last resort the whole task becomes one subtask) and assigns each subtask to a role by capability.
+`plan_gate` lets a person approve, edit or reject the plan before any worker starts (only subtasks not
+approved before are asked about). `authorizer` asks before a gated role's subtask starts; `escalator`
+puts a subtask the team could not recover to a person: retry, skip or edit. The deterministic half that
+schedules the work is `nodes.dispatcher`; the half that changes the plan mid-run is `nodes.replanner`.
 
-Team-file settings (`patterns.hierarchical`, `HierarchicalSettings`): `reviewer` names a team role that
-reviews in place of the built-in reviewer; `approve_before` names roles whose subtasks wait at `authorize`
-(an `interrupt`) for a person's approval before they are assigned: a rejected one is BLOCKED, with its
-dependents.
+Team-file settings (`patterns.hierarchical`, `HierarchicalSettings`; `build()` keywords override them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import BaseMessage
+from langgraph.graph import END
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Command, Overwrite, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nodes import scope
 from nodes.approval import ask_person
 from nodes.briefs import prompt
 from nodes.kit import Kit
+from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
 from state.context import RunContext
-from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, TaskRecord, TaskStatus
-from state.protocol import AnyMessage, Blocker, CheckpointMsg, TaskAssign
+from state.plan import Plan, PlanDraft, PlannedTask, Subtask, TaskRecord, TaskStatus
+from state.protocol import Blocker, CheckpointMsg, Replan, TaskAssign
 from state.roles import Role, Team, TeamError
-from state.team import Handoff, ReviewOrder, TeamState, WorkOrder
+from state.team import Escalation, Ledger, TeamState, WorkOrder
+from tools.amendments import read_amendments
 
 NAME = "supervisor"
 
@@ -40,7 +44,10 @@ PLANNER_PROMPT = """You are the supervisor of a team of specialists. You decompo
 specialists can do independently, with explicit dependencies, so that independent subtasks run in parallel."""
 
 PLAN_INSTRUCTIONS = """Decompose the task below. Give every subtask a short id (T1, T2, ...), one capability taken \
-from the roles' capabilities, the ids it depends on, and 2-4 checkable acceptance criteria."""
+from the roles' capabilities, the ids of the subtasks it depends on (ids, not role names), and 2-4 checkable \
+acceptance criteria."""
+
+DIMINISHING = "returns diminish with team size (about 1.8x at 2 agents, 3x at 5, 3.5x at 10)"
 
 
 class PlanningError(RuntimeError):
@@ -56,11 +63,26 @@ class HierarchicalSettings(BaseModel):
                                  "prompt and model (default: the built-in reviewer).")
     approve_before: list[str] = Field(default_factory=list, description="Roles whose subtasks wait for a person's "
                                       "approval before they are assigned (bookings, payments).")
+    approve_plan: bool = Field(default=False, description="A person approves, edits or rejects the plan before any "
+                               "worker starts (also `--approve-plan`).")
+    max_workers: int = Field(default=5, ge=1, le=1000, description="Subtasks worked on at once at most; the "
+                             "supervisor starts fewer when the plan is narrower (" + DIMINISHING + ").")
+    plan_attempts: int = Field(default=3, ge=1, le=10, description="Asks of the planner for one usable answer; "
+                               "each retry is told what was wrong with the last.")
+    fallback_model: str | None = Field(default=None, description="A model spec a failed subtask is retried on when "
+                                       "no other role has its capability (e.g. a stronger model).")
+    stall_steps: int = Field(default=8, ge=2, le=100, description="Steps without a subtask starting or finishing "
+                             "after which the supervisor replans instead of waiting.")
+    max_replans: int = Field(default=8, ge=0, le=100, description="Recoveries (reassign, split, escalate) a run may "
+                             "take in all; past it, unfinished subtasks are given up and the run ends.")
+    max_subtasks: int = Field(default=40, ge=1, le=1000, description="Subtasks a plan may grow to through splits "
+                              "and fixes of side findings (a model that keeps finding work cannot grow it forever).")
+    max_escalations: int = Field(default=2, ge=0, le=10, description="Times one subtask is put to a person.")
 
 
-def settings(kit: Kit, team: Team) -> HierarchicalSettings:
-    """The team's hierarchical settings, every role they name checked against the team."""
-    found = kit.settings(team, "hierarchical", HierarchicalSettings, {})
+def settings(kit: Kit, team: Team, overrides: Mapping[str, Any] | None = None) -> HierarchicalSettings:
+    """The team's hierarchical settings (`build()` keywords over the team file's), every role named checked."""
+    found = kit.settings(team, "hierarchical", HierarchicalSettings, overrides or {})
     names = [r.name for r in team.roles]
     named: list[tuple[tuple[str | int, ...], str]] = [(("reviewer",), found.reviewer)] if found.reviewer else []
     named += [(("approve_before", i), name) for i, name in enumerate(found.approve_before)]
@@ -91,91 +113,162 @@ async def ask_planner(kit: Kit, runtime: Runtime[RunContext], schema: type[P], m
         raise PlanningError(f"the planner's answer is not {what}: {str(exc).splitlines()[0]}") from exc
 
 
-def planner(kit: Kit) -> Callable[..., Awaitable[dict]]:
-    """The plan node: decomposes the task and assigns each subtask to the team's role for its capability."""
+def planner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..., Awaitable[Command]]:
+    """The plan node: decomposes the task, repairs the answer, assigns each subtask to a role by capability."""
 
-    async def plan(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+    async def plan(state: TeamState, runtime: Runtime[RunContext]) -> Command:
         task = (state.get("task") or "").strip()
         if not task:
             raise PlanningError("the task is empty: say what the team should do")
         team = await kit.team_for(runtime)
+        found = settings(kit, team, overrides)
         brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
-        messages = prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief)
-        draft = await ask_planner(kit, runtime, PlanDraft, messages, "a valid plan")
-        try:
-            tasks = [PlannedTask(**s.model_dump(), assignee=team.for_capability(s.capability).name)
-                     for s in draft.subtasks]
-        except LookupError as exc:
-            raise PlanningError(str(exc)) from exc
-        await scope.journal(runtime).post(
-            CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan ready", note=draft.summary)
-        )
-        return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
-                "status": "working"}
+        draft, problems = await ask_for_draft(kit, runtime, PlanDraft, prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief),
+                                              "a valid plan", attempts=found.plan_attempts, check=_has_tasks(team))
+        if draft is None:
+            tasks, summary = fallback_plan(task, team), f"One subtask for the whole task: {task}"
+            fixes: list[str] = []
+            problems.append("no usable plan after every ask: the whole task is one subtask")
+        else:
+            (tasks, fixes), summary = normalize(draft, team), draft.summary
+        journal = scope.journal(runtime)
+        if problems or fixes:
+            await journal.post(Replan(sender=NAME, recipient="team", correlation_id="plan", action="repair",
+                                      reason="; ".join([*problems, *fixes]), tasks=[t.id for t in tasks]))
+        planned = Plan(summary=summary, tasks=tasks)
+        await journal.post(CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="plan ready",
+                                         note=summary),
+                           Replan(sender=NAME, recipient="team", correlation_id="plan", action="size",
+                                  reason=sizing(planned, found.max_workers), tasks=[t.id for t in tasks]))
+        ledger = Ledger()
+        return Command(goto=next_after_plan(planned, ledger, runtime.context, found),
+                       update={"plan": planned, "board": {t.id: TaskRecord() for t in tasks}, "status": "working",
+                               "ledger": ledger})
 
     return plan
 
 
-def dispatcher(*, work: str, review: str, finish: str, kit: Kit | None = None, authorize: str | None = None
-               ) -> Callable[..., Awaitable[Command]]:
-    """The dispatch node, sending subtasks to `work`, artifacts to `review`, and the run to `finish` when done.
+def _has_tasks(team: Team) -> Callable[[PlanDraft], list[str]]:
+    def check(draft: PlanDraft) -> list[str]:
+        tasks, _ = normalize(draft, team)
+        return [] if tasks else ["the plan has no usable subtasks"]
 
-    With `kit` and `authorize`, a first-round subtask of a role in the team's `approve_before` goes to
-    `authorize` instead of `work`, one at a time (one person's answer resumes one interrupt).
+    return check
+
+
+def sizing(plan: Plan, max_workers: int) -> str:
+    """Why the team is as big as it is: the plan's width and critical path against the cap."""
+    depth: dict[str, int] = {}
+    for t in topological(plan):
+        depth[t.id] = 1 + max((depth[d] for d in t.depends_on if d in depth), default=0)
+    levels = max(depth.values(), default=1)
+    width = max((sum(1 for v in depth.values() if v == level) for level in range(1, levels + 1)), default=1)
+    workers = min(width, max_workers)
+    why = (f"the widest step has {width}, so more would idle" if width <= max_workers
+           else f"capped at max_workers={max_workers}: {DIMINISHING}")
+    return (f"{len(plan.tasks)} subtasks, critical path {levels} steps: up to {workers} at once ({why}); "
+            f"expected speedup over one agent at most {len(plan.tasks) / levels:.1f}x")
+
+
+def signature(t: PlannedTask) -> str:
+    """What a person approves of a subtask: it changes when the subtask does."""
+    return hashlib.sha256(t.model_dump_json(exclude={"urgent"}).encode()).hexdigest()[:16]
+
+
+def needs_approval(plan: Plan, ledger: Ledger, ctx: RunContext, found: HierarchicalSettings) -> list[PlannedTask]:
+    """The subtasks a person has not approved yet, when plans need approval."""
+    if not (ctx.approve_plan or found.approve_plan):
+        return []
+    return [t for t in plan.tasks if signature(t) not in ledger.approved]
+
+
+def next_after_plan(plan: Plan, ledger: Ledger, ctx: RunContext, found: HierarchicalSettings) -> str:
+    return "plan_gate" if needs_approval(plan, ledger, ctx, found) else "dispatch"
+
+
+async def pending_amendments(runtime: Runtime[RunContext], ledger: Ledger) -> list[str]:
+    """Ids of scope changes posted to this run and not planned yet (a sub-team leaves them to the top run)."""
+    info = runtime.execution_info
+    if info is not None and "|" in info.checkpoint_ns:
+        return []
+    posted = await read_amendments(runtime.store, scope.thread_of(runtime))
+    return [a.id for a in posted if a.id not in ledger.amendments]
+
+
+async def reopener(state: TeamState, runtime: Runtime[RunContext]) -> str | None:
+    """For the final gate: a scope change posted before the person answered sends the run to `replan`."""
+    return "replan" if await pending_amendments(runtime, state.get("ledger") or Ledger()) else None
+
+
+def plan_gate(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..., Awaitable[Command]]:
+    """The plan gate: a person approves, edits or rejects the plan before (more) work starts.
+
+    Only subtasks not approved before are put to the person; an amendment posted meanwhile is planned
+    first (`replan`), so the person approves the plan that will run. An edit is repaired like a model's
+    plan, recorded, and counts as approved.
     """
 
-    async def dispatch(state: TeamState, runtime: Runtime[RunContext]) -> Command:
-        plan = state["plan"]
-        assert plan is not None, "dispatch runs after plan"
-        gated = set(settings(kit, await kit.team_for(runtime)).approve_before) if kit and authorize else set()
-        gating = False
-        board = dict(state["board"])
-        changed: dict[str, TaskRecord] = {}
-        sends: list[Send] = []
-        messages: list[AnyMessage] = []
-        for t in _topological(plan):
-            rec = board[t.id]
-            if rec.status == TaskStatus.PENDING:
-                failed = [d for d in t.depends_on if board[d].status in (TaskStatus.FAILED, TaskStatus.BLOCKED)]
-                if failed:
-                    reason = f"depends on {', '.join(failed)}, which did not finish"
-                    rec = rec.model_copy(update={"status": TaskStatus.BLOCKED, "reason": reason})
-                    messages.append(Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id, reason=reason))
-                elif all(board[d].status == TaskStatus.DONE for d in t.depends_on):
-                    rec = rec.model_copy(update={"status": TaskStatus.ASSIGNED})
-            gate = rec.status == TaskStatus.ASSIGNED and rec.round == 0 and t.assignee in gated
-            if gate and gating:  # one approval at a time: this one waits for the next dispatch
+    async def gate(state: TeamState, runtime: Runtime[RunContext]) -> Command:
+        plan, ledger = state["plan"], state.get("ledger") or Ledger()
+        assert plan is not None
+        if await pending_amendments(runtime, ledger):
+            return Command(goto="replan")
+        team = await kit.team_for(runtime)
+        found = settings(kit, team, overrides)
+        asked = {t.id for t in needs_approval(plan, ledger, runtime.context, found)}
+        shown: dict[str, Any] = {
+            "kind": "plan", "question": "Approve the plan before any worker starts?",
+            "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee,
+                       "status": "new" if t.id in asked else "approved"} for t in plan.tasks],
+            "details": f"{plan.summary}\n{sizing(plan, found.max_workers)}",
+            "plan": {"summary": plan.summary, "subtasks": [t.model_dump(include=set(Subtask.model_fields))
+                                                           for t in plan.tasks]},
+            "answer": {"approved": "true|false", "comment": "optional text",
+                       "edit": "optional: the plan changed, same shape as 'plan'"},
+        }
+        journal = scope.journal(runtime)
+        while True:
+            decision = ask_person(shown)
+            if not decision.approved:
+                await journal.post(CheckpointMsg(sender=decision.by, recipient=NAME, correlation_id="plan",
+                                                 label="plan rejected", note=decision.comment))
+                return Command(goto=END, update={"status": "rejected", "decision": decision})
+            if decision.edit is None:
+                break
+            try:
+                draft = PlanDraft.model_validate(decision.edit)
+            except ValidationError as exc:
+                shown = {**shown, "error": f"the edited plan is not usable: {_first_error(exc)}"}
                 continue
-            if rec.status == TaskStatus.ASSIGNED:
-                rec = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
-                inputs = [_handoff(plan.get(d), board[d]) for d in t.depends_on]
-                order = WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs)
-                if gate and authorize:
-                    gating = True
-                    sends.append(Send(authorize, order))
-                    messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id=t.id,
-                                                  label="approval requested", note=f"{t.assignee}: {t.title}"))
-                else:
-                    sends.append(Send(work, order))
-                    messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
-                                               round=rec.round, feedback=rec.feedback))
-            elif rec.status == TaskStatus.IN_REVIEW and rec.artifact:
-                sends.append(Send(review, ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)))
-            if rec != board[t.id]:
-                board[t.id] = changed[t.id] = rec
-                await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
-        if sends:
-            await scope.journal(runtime).post(*messages)
-            return Command(goto=sends, update={"board": changed})
-        if not all(r.status in TERMINAL for r in board.values()):
-            raise RuntimeError(f"no subtask can progress: {({k: v.status.value for k, v in board.items()})}")
-        done = sum(r.status == TaskStatus.DONE for r in board.values())
-        messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id="approval",
-                                      label="approval requested", note=f"{done}/{len(board)} subtasks done"))
-        await scope.journal(runtime).post(*messages)
-        return Command(goto=finish, update={"board": changed, "status": "awaiting_approval"})
+            tasks, fixes = normalize(draft, team)
+            board = state["board"]
+            kept = {t.id: board[t.id] for t in tasks if t.id in board}
+            plan = Plan(summary=draft.summary, tasks=tasks)
+            before = {t.id for t in state["plan"].tasks} if state["plan"] else set()
+            added, removed = sorted({t.id for t in tasks} - before), sorted(before - {t.id for t in tasks})
+            await journal.post(Replan(sender=decision.by, recipient=NAME, correlation_id="plan", action="edit",
+                                      reason="; ".join([f"plan edited by {decision.by}"
+                                                        + (f": {decision.comment}" if decision.comment else ""),
+                                                        *([f"added {', '.join(added)}"] if added else []),
+                                                        *([f"removed {', '.join(removed)}"] if removed else []),
+                                                        *fixes]),
+                                      tasks=[t.id for t in tasks]))
+            approved = [*ledger.approved, *(signature(t) for t in tasks)]
+            new_ledger = ledger.model_copy(update={"approved": approved, "plan_version": ledger.plan_version + 1})
+            return Command(goto="dispatch", update={
+                "plan": plan, "ledger": new_ledger,
+                "board": Overwrite({t.id: kept.get(t.id, TaskRecord()) for t in tasks})})
+        await journal.post(CheckpointMsg(sender=decision.by, recipient=NAME, correlation_id="plan",
+                                         label="plan approved", note=decision.comment or f"{len(asked)} subtasks"))
+        approved = [*ledger.approved, *(signature(t) for t in plan.tasks if t.id in asked)]
+        return Command(goto="dispatch", update={"ledger": ledger.model_copy(update={"approved": approved})})
 
-    return dispatch
+    return gate
+
+
+def _first_error(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
 
 
 def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
@@ -185,7 +278,7 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
     async def authorize(state: WorkOrder, runtime: Runtime[RunContext]) -> Command:
         t = state.subtask
         shown: dict[str, Any] = {
-            "question": f"Approve {t.id} for {t.assignee} before it runs (it may book or pay)?",
+            "kind": "authorize", "question": f"Approve {t.id} for {t.assignee} before it runs (it may book or pay)?",
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "waiting"}],
             "details": "\n".join([t.description, *(f"- {c}" for c in t.acceptance_criteria)]),
             "answer": {"approved": "true|false", "comment": "optional text"},
@@ -208,11 +301,7 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
     return authorize
 
 
-def _handoff(task: PlannedTask, rec: TaskRecord) -> Handoff:
-    return Handoff(task_id=task.id, title=task.title, path=rec.artifact or "", summary=rec.summary or "")
-
-
-def _topological(plan: Plan) -> list[PlannedTask]:
+def topological(plan: Plan) -> list[PlannedTask]:
     """Dependencies before dependents, so a failure blocks its whole chain in one pass."""
     order: list[PlannedTask] = []
     seen: set[str] = set()
@@ -227,3 +316,68 @@ def _topological(plan: Plan) -> list[PlannedTask]:
     for t in plan.tasks:
         visit(t)
     return order
+
+
+def escalator(kit: Kit) -> Callable[..., Awaitable[Command]]:
+    """The escalation node: a subtask the team could not finish goes to a person with the history of its attempts.
+
+    Approved: it is retried (with `edit`: its fields changed first); rejected: it is skipped for good.
+    """
+
+    async def escalate(order: Escalation, runtime: Runtime[RunContext]) -> Command:
+        t, team = order.subtask, await kit.team_for(runtime)
+        editable = t.model_dump(include={"title", "description", "capability", "acceptance_criteria", "assignee"})
+        shown: dict[str, Any] = {
+            "kind": "escalation",
+            "question": f"{t.id} could not be finished after {len(order.history)} attempts: retry (approve), "
+                        "skip (reject) or edit it?",
+            "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "escalated"}],
+            "details": "\n".join(order.history), "subtask": editable,
+            "answer": {"approved": "true = retry, false = skip", "comment": "optional text",
+                       "edit": "optional: fields of 'subtask' to change before the retry"},
+        }
+        journal = scope.journal(runtime)
+        while True:
+            decision = ask_person(shown)
+            try:
+                task = _edited(t, decision.edit, team) if decision.approved and decision.edit else t
+                break
+            except (ValidationError, TeamError, KeyError) as exc:
+                why = _first_error(exc) if isinstance(exc, ValidationError) else str(exc).strip("'\"")
+                shown = {**shown, "error": f"the edit is not usable: {why}"}
+        who = decision.by + (f": {decision.comment}" if decision.comment else "")
+        if not decision.approved:
+            reason = f"skipped by {who}"
+            await journal.post(Replan(sender=decision.by, recipient=NAME, correlation_id=t.id, action="skip",
+                                      reason=reason))
+            patch = {"status": TaskStatus.FAILED, "final": True, "reason": reason,
+                     "history": [*order.history, reason]}
+            return Command(goto="dispatch", update={"board": {t.id: patch}})
+        note = f"retried by {who}" + (" with edits" if task != t else "")
+        await journal.post(Replan(sender=decision.by, recipient=NAME, correlation_id=t.id, action="escalate",
+                                  reason=note, tasks=[t.id]))
+        patch = {"status": TaskStatus.ASSIGNED, "round": 0, "feedback": [], "reason": None,
+                 "history": [*order.history, note]}
+        update: dict[str, Any] = {"board": {t.id: patch}}
+        if task != t:
+            tasks = [task if x.id == t.id else x for x in order.plan.tasks]
+            update["plan"] = order.plan.model_copy(update={"tasks": tasks})
+        return Command(goto="dispatch", update=update)
+
+    return escalate
+
+
+def _edited(t: PlannedTask, edit: dict[str, Any], team: Team) -> PlannedTask:
+    """The subtask with a person's edits; a capability or assignee the team lacks is an error to show them."""
+    fields = {k: v for k, v in edit.items() if k in {"title", "description", "capability", "acceptance_criteria",
+                                                     "assignee"}}
+    task = PlannedTask.model_validate({**t.model_dump(), **fields})
+    if "assignee" in fields:
+        team.role(task.assignee)
+        return task
+    if "capability" in fields:
+        try:
+            return task.model_copy(update={"assignee": team.for_capability(task.capability).name})
+        except LookupError as exc:
+            raise TeamError(str(exc)) from None
+    return task

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from langgraph.runtime import Runtime
 from nodes import scope
 from nodes.briefs import prompt, request
 from nodes.kit import Kit
+from nodes.models import MODEL_RETRY, is_transient
 from state.context import RunContext
 from state.plan import TaskRecord, TaskStatus
-from state.protocol import AnyMessage, ArtifactMsg, Progress, ReviewRequest
+from state.protocol import AnyMessage, ArtifactMsg, Blocker, Progress, ReviewRequest
 from state.roles import Role
-from state.team import WorkOrder
+from state.team import Request, WorkOrder
 from tools.mcp import ToolServerError
+from tools.reports import REPORT_TOOLS
 from tools.workspace import sha256, workspace_config, write_file
 
 WORK_INSTRUCTIONS = """Do the subtask below. Write your deliverable to the file named in "path" with the \
@@ -44,11 +47,15 @@ class ToolFailure(RuntimeError):
     """A tool failed in a way the model cannot work around (it raised, or its server died)."""
 
 
-def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "reviewer") -> Callable[..., Awaitable[dict]]:
+def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "reviewer", reports: bool = False
+           ) -> Callable[..., Awaitable[dict]]:
     """The work node: runs one work order with the role's model and tools, or with the role's agent.
 
     `lead` is who the worker reports to (progress, artifacts); `reviewer` who gets a review request for
-    each artifact (None: the pattern reviews otherwise, or not at all).
+    each artifact (None: the pattern reviews otherwise, or not at all). With `reports` (a lead that adapts its
+    plan) the role's model also gets the tools to tell its lead that the subtask is bigger than planned (the
+    worker stops; the lead splits it) or about a side finding (the worker carries on), which reach the lead
+    as `requests`; and a model that still fails on the node's last retry fails the subtask, not the run.
     """
 
     async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
@@ -61,23 +68,42 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
         root = await scope.workspace(runtime)
         brief = {
             "role": role.name,
-            "subtask": task.model_dump(exclude={"assignee"}),
+            "subtask": task.model_dump(exclude={"assignee", "model"}),
             "round": state.round,
             "feedback": state.feedback,
             "inputs": [h.model_dump() for h in state.inputs],
             "path": f"{task.id}-{task.capability}{role.artifact_suffix}",
         }
+        requests: list[Request] = []
         try:
             if role.name in kit.agents:
                 written, summary = await agent_turn(kit.agents[role.name], role, brief, root)
             else:
                 async with kit.role_tools(team, role) as tools:
+                    ctx = runtime.context
+                    if task.model:  # the supervisor moved this subtask to another model after a failure
+                        runtime = runtime.override(context=replace(ctx, models={**ctx.models, role.name: task.model}))
                     chat = kit.model(role.model_role, runtime, agent=role.name, role=role,
                                      attempt=scope.attempt(runtime))
-                    written, summary = await _tool_loop(chat, tools, prompt(role.prompt, WORK_INSTRUCTIONS, brief),
-                                                        runtime.context.max_tool_turns, root)
+                    offered = tools | ({t.name: t for t in REPORT_TOOLS} if reports else {})
+                    written, summary, said = await _tool_loop(chat, offered, prompt(role.prompt, WORK_INSTRUCTIONS,
+                                                                                    brief), ctx.max_tool_turns, root)
+                    requests = [Request(task_id=task.id, sender=role.name, **r) for r in said]
         except (ToolFailure, ToolServerError) as exc:
             return await _failed(runtime, role, state, str(exc), lead)
+        except Exception as exc:
+            if not (reports and is_transient(exc) and scope.attempt(runtime) >= MODEL_RETRY.max_attempts):
+                raise  # retried by the node's RetryPolicy, or a bug
+            reason = f"the model failed {MODEL_RETRY.max_attempts} times: {type(exc).__name__}: {exc}"
+            return await _failed(runtime, role, state, reason, lead)
+        if any(r.kind == "complexity" for r in requests):
+            big = next(r for r in requests if r.kind == "complexity")
+            await journal.post(Blocker(sender=role.name, recipient=lead, correlation_id=task.id,
+                                       reason=f"bigger than planned: {big.text}"
+                                       + (f" (parts: {'; '.join(big.parts)})" if big.parts else "")))
+            record = TaskRecord(status=TaskStatus.IN_PROGRESS, round=state.round,
+                                reason=f"bigger than planned: {big.text}")
+            return {"board": {task.id: record}, "requests": requests}
         if not written:
             turns = runtime.context.max_tool_turns
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
@@ -93,18 +119,20 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
         await journal.post(*messages)
         await scope.progress(runtime, task.id, TaskStatus.IN_REVIEW, role.name, state.round)
         record = TaskRecord(status=TaskStatus.IN_REVIEW, round=state.round, artifact=artifact, summary=summary)
-        return {"board": {task.id: record}}
+        return {"board": {task.id: record}} | ({"requests": requests} if requests else {})
 
     return work
 
 
 async def _tool_loop(
     chat: Any, tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int, root: Path
-) -> tuple[dict[str, str], str]:
-    """Let the model call its tools until it answers: ({path: sha256} of the files it wrote, its summary)."""
+) -> tuple[dict[str, str], str, list[dict[str, Any]]]:
+    """Let the model call its tools until it answers or reports that the subtask is too big:
+    ({path: sha256} of the files it wrote, its summary, what it reported to its lead)."""
     model: Runnable[Any, AIMessage] = chat.bind_tools(list(tools.values())) if tools else chat
     config = workspace_config(root, get_config())
     written: dict[str, str] = {}
+    reports: list[dict[str, Any]] = []
     for _ in range(turns):
         reply = await model.ainvoke(messages)
         messages.append(reply)
@@ -115,8 +143,12 @@ async def _tool_loop(
             messages.append(result)
             if isinstance(result.artifact, dict) and "sha256" in result.artifact:
                 written[result.artifact["path"]] = result.artifact["sha256"]
+            elif isinstance(result.artifact, dict) and "report" in result.artifact:
+                reports.append(result.artifact["report"])
+        if any(r["kind"] == "complexity" for r in reports):
+            return written, "", reports
     last = messages[-1]
-    return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else ""
+    return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else "", reports
 
 
 async def call_tool(tool: BaseTool | None, call: Any, known: list[str], config: Any) -> ToolMessage:

@@ -39,14 +39,14 @@ class Decision(BaseModel):
                                         "fields (escalation).")
 
 
-RequestKind = Literal["complexity", "finding", "critical"]
+RequestKind = Literal["complexity", "failed", "finding", "critical"]
 
 
 class Request(BaseModel):
     """Something a worker or reviewer reports that needs the supervisor's decision."""
 
-    kind: RequestKind = Field(description="complexity: the subtask is bigger than planned; finding: a side "
-                              "finding; critical: a critical problem that must be fixed first.")
+    kind: RequestKind = Field(description="complexity: the subtask is bigger than planned; failed: it failed and "
+                              "is to be split; finding: a side finding; critical: a problem that must be fixed first.")
     task_id: str
     sender: str
     text: str
@@ -69,8 +69,10 @@ class Ledger(BaseModel):
     facts: list[str] = Field(default_factory=list, description="Findings logged for later (the last 20).")
     plan_version: int = 1
     amendments: list[str] = Field(default_factory=list, description="Ids of the scope changes already planned.")
+    findings: list[str] = Field(default_factory=list, description="Signatures of the side findings decided.")
     approved: list[str] = Field(default_factory=list, description="Signatures of subtasks a person approved.")
     step: int = Field(default=0, description="Dispatches so far.")
+    done: int = Field(default=0, description="Subtasks done at the last dispatch.")
     last_progress: int = Field(default=0, description="The step at which a subtask last finished or started.")
     orders: dict[str, str] = Field(default_factory=dict, description="Each subtask's last work order signature.")
     replans: int = Field(default=0, description="Replans for failures, stalls and loops (bounded).")
@@ -123,6 +125,7 @@ class Escalation(BaseModel):
 
     subtask: PlannedTask
     history: list[str]
+    plan: Plan = Field(description="The plan it belongs to, so that an edit of the subtask updates it.")
 
 
 class ReviewVerdict(BaseModel):
