@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ from langgraph.types import Command, Send
 from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
-from nodes.supervisor import PlanningError, ask_planner
+from nodes.plan_repair import ask_for_draft
+from nodes.supervisor import PlanningError
 from nodes.synthesizer import RESULT_FILE
 from nodes.teams import load_team
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
-from state.protocol import ArtifactMsg, Blocker, CheckpointMsg, TaskAssign
+from state.protocol import ArtifactMsg, Blocker, CheckpointMsg, Replan, TaskAssign
 from state.roles import Team, TeamError
-from state.teams import Delegation, TeamOrder, TeamsSettings, TeamsState
+from state.teams import Assignment, Delegation, TeamOrder, TeamsSettings, TeamsState
 
 ORCHESTRATOR_PROMPT = """You lead several teams. You split a large task into one assignment per team that \
 needs to take part, each a brief the team can plan and finish on its own."""
@@ -101,23 +103,52 @@ def delegator(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Cal
         brief = {"task": task, "teams": [{"name": n, "description": t.description,
                                           "capabilities": sorted({c for r in t.roles for c in r.capabilities})}
                                          for n, t in teams.items()]}
-        draft = await ask_planner(kit, runtime, Delegation, prompt(ORCHESTRATOR_PROMPT, DELEGATE_INSTRUCTIONS, brief),
-                                  "a delegation")
-        unknown = [a.team for a in draft.assignments if a.team not in teams]
-        names = [a.team for a in draft.assignments]
-        if unknown or len(set(names)) != len(names):
-            raise PlanningError(f"the delegation names unknown or repeated teams {unknown or names}; "
-                                f"teams: {', '.join(teams)}")
+        draft, problems = await ask_for_draft(kit, runtime, Delegation,
+                                              prompt(ORCHESTRATOR_PROMPT, DELEGATE_INSTRUCTIONS, brief), "a delegation",
+                                              attempts=3)
+        assignments, fixes = repair_delegation(draft, teams, task)
+        if problems or fixes:
+            await scope.journal(runtime).post(Replan(
+                sender=label(path), recipient="teams", correlation_id=label(path, "plan"), action="repair",
+                reason="; ".join([*problems, *fixes]), tasks=[a.team for a in assignments]))
+        names = [a.team for a in assignments]
+        summary = draft.summary if draft else f"Every team takes the whole task: {task}"
         tasks = [PlannedTask(id=a.team, title=a.brief.split(".")[0][:100], description=a.brief, capability="team",
                              acceptance_criteria=[f"{a.team} delivers its report"], assignee=a.team)
-                 for a in draft.assignments]
+                 for a in assignments]
         await scope.journal(runtime).post(CheckpointMsg(
             sender=label(path), recipient=", ".join(names), correlation_id=label(path, "plan"),
-            label="delegation ready", note=draft.summary))
-        return {"plan": Plan(summary=draft.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+            label="delegation ready", note=summary))
+        return {"plan": Plan(summary=summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
                 "status": "working"}
 
     return delegate
+
+
+def repair_delegation(draft: Delegation | None, teams: dict[str, Team], task: str
+                      ) -> tuple[list[Assignment], list[str]]:
+    """Usable assignments from the planner's answer, and what was fixed: a team name it misspelt is read as the
+    closest one, unknown ones are dropped, two briefs for one team are joined; with none left (or no answer)
+    every team gets the whole task."""
+    fixes: list[str] = []
+    briefs: dict[str, list[str]] = {}
+    for a in draft.assignments if draft else []:
+        name = a.team if a.team in teams else next(iter(get_close_matches(a.team, list(teams), n=1, cutoff=0.6)), None)
+        if name is None:
+            fixes.append(f"no team {a.team!r}: its brief dropped")
+            continue
+        if name != a.team:
+            fixes.append(f"no team {a.team!r}: read as {name!r}")
+        if name in briefs:
+            fixes.append(f"two briefs for {name!r}: joined")
+        if a.brief.strip():
+            briefs.setdefault(name, []).append(a.brief.strip())
+        else:
+            briefs.setdefault(name, [])
+    if not briefs:
+        fixes.append("no usable assignment: every team takes the whole task")
+        briefs = {name: [] for name in teams}
+    return [Assignment(team=name, brief=" ".join(b) or task) for name, b in briefs.items()], fixes
 
 
 def dispatcher(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Callable[..., Awaitable[Command]]:

@@ -9,12 +9,14 @@ from typing import Any
 from conftest import TODO_TASK, with_runner
 
 from graphs.runtime import Outcome, Runner
+from nodes.orchestrator import repair_delegation
 from nodes.teams import load_team
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import Kind, Replan
 from state.roles import Team
 from state.team import Decision
+from state.teams import Assignment, Delegation
 from tools.amendments import post_amendment
 
 INVEST = "Should we invest in Tesla?"
@@ -169,6 +171,7 @@ def test_a_critical_review_finding_preempts_work_not_started(db: Path, ctx: RunC
                 and m.approved)
     held = set(preempt.tasks[1:])
     assert not [m for m in after[:done] if m.kind == Kind.TASK_ASSIGN and m.correlation_id in held]
+    assert all(r.status == TaskStatus.DONE for r in outcome.values["board"].values())  # then the rest went on
 
 
 def test_a_loop_is_caught_by_the_ledger_not_the_round_limit(db: Path, ctx: RunContext) -> None:
@@ -207,3 +210,17 @@ def test_team_size_follows_the_plan_and_the_cap(db: Path, ctx: RunContext) -> No
     assert "up to 2 at once" in size.reason and "max_workers=2" in size.reason
     first_round = [m for m in messages if m.kind == Kind.TASK_ASSIGN]
     assert [m.correlation_id for m in first_round[:2]] == ["T1", "T2"]
+
+
+def test_a_delegation_to_teams_that_do_not_exist_is_repaired() -> None:
+    teams = {"software-1": load_team("software"), "software-2": load_team("software")}
+    draft = Delegation(summary="s", assignments=[Assignment(team="software1", brief="Design it."),
+                                                 Assignment(team="T9", brief="Nobody's."),
+                                                 Assignment(team="software-1", brief="Build it.")])
+    assignments, fixes = repair_delegation(draft, teams, "Build an app")
+    assert [(a.team, a.brief) for a in assignments] == [("software-1", "Design it. Build it.")]
+    assert fixes == ["no team 'software1': read as 'software-1'", "no team 'T9': its brief dropped",
+                     "two briefs for 'software-1': joined"]
+    everyone, fixes = repair_delegation(None, teams, "Build an app")
+    assert [(a.team, a.brief) for a in everyone] == [("software-1", "Build an app"), ("software-2", "Build an app")]
+    assert fixes == ["no usable assignment: every team takes the whole task"]
