@@ -55,6 +55,10 @@ EXPECTED = {
         "completed {'task': ['E1'], 'design': ['E2'], 'persistence': ['E3'], 'frontend': ['E4'], 'documentation': "
         "['E5']}", "E2 design backend", "E3 persistence backend",
     ],
+    'fail={"backend": "complex"})  # backend': [
+        "approval 8", "approval 12", "completed", "split T3 -> T3.1, T3.2, T3.3", "amend scope -> T6, T7",
+        "split T6 -> T6.1, T6.2",
+    ],
     '"Plan a product launch")': ["completed ['content', 'design', 'outreach']"],
     'team="support")': [
         "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
