@@ -28,6 +28,7 @@ from nodes import scope
 from nodes.approval import ask_person
 from nodes.briefs import prompt
 from nodes.kit import Kit
+from nodes.models import ModelSpecError, check_spec
 from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
 from state.context import RunContext
 from state.plan import Plan, PlanDraft, PlannedTask, Subtask, TaskRecord, TaskStatus
@@ -90,6 +91,11 @@ def settings(kit: Kit, team: Team, overrides: Mapping[str, Any] | None = None) -
         if name not in names:
             raise TeamError(f"{team.where('patterns', 'hierarchical', *loc)}: no role {name!r} in team {team.name!r} "
                             f"(roles: {', '.join(names)})")
+    if found.fallback_model:
+        try:
+            check_spec(found.fallback_model)
+        except ModelSpecError as exc:
+            raise TeamError(f"{team.where('patterns', 'hierarchical', 'fallback_model')}: {exc}") from None
     return found
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import TODO_TASK, with_runner
 
+from graphs.hierarchical import build
 from graphs.runtime import Outcome, Runner
 from nodes.orchestrator import repair_delegation
 from nodes.teams import load_team
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import Kind, Replan
-from state.roles import Team
+from state.roles import Team, TeamError
 from state.team import Decision
 from state.teams import Assignment, Delegation
 from tools.amendments import post_amendment
@@ -224,3 +226,38 @@ def test_a_delegation_to_teams_that_do_not_exist_is_repaired() -> None:
     everyone, fixes = repair_delegation(None, teams, "Build an app")
     assert [(a.team, a.brief) for a in everyone] == [("software-1", "Build an app"), ("software-2", "Build an app")]
     assert fixes == ["no usable assignment: every team takes the whole task"]
+
+
+def test_a_subtask_whose_model_fails_is_retried_on_the_fallback_model(db: Path, ctx: RunContext,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    ctx.models, ctx.base_url = {"backend": "openai:gone"}, "http://127.0.0.1:9/v1"  # nothing listens there
+    team = load_team("software").model_copy(update={"patterns": {"hierarchical": {"fallback_model": "offline"}}})
+    outcome, messages = run(db, ctx, team=team)
+    [moved] = replans(messages, "reassign")
+    assert "on the fallback model offline" in moved.reason and "ConnectionError" in moved.reason
+    task = next(t for t in outcome.values["plan"].tasks if t.id == moved.correlation_id)
+    assert task.assignee == "backend" and task.model == "offline"
+    assert outcome.values["board"][task.id].status == TaskStatus.DONE
+
+
+def test_after_a_scope_change_only_new_or_changed_subtasks_are_put_to_the_person(db: Path, ctx: RunContext) -> None:
+    ctx.approve_plan = True
+
+    async def go(runner: Runner) -> Outcome:
+        first = await runner.start("hierarchical", TODO_TASK, ctx, thread_id="twice")
+        await runner.approve("twice", Decision(approved=True))  # the plan gate, then the team works to the end
+        return await runner.amend("twice", "Also add OAuth login"), first
+
+    again, first = with_runner(db, go)  # type: ignore[misc]
+    assert again.interrupt["kind"] == "plan"
+    status = {t["id"]: t["status"] for t in again.interrupt["tasks"]}
+    old = {t["id"] for t in first.interrupt["tasks"]}
+    assert {k for k, v in status.items() if v == "new"} == set(status) - old  # only the addition is asked about
+    assert all(status[k] == "approved" for k in old)
+
+
+def test_a_fallback_model_no_provider_serves_fails_the_build() -> None:
+    team = load_team("software").model_copy(update={"patterns": {"hierarchical": {"fallback_model": "nope"}}})
+    with pytest.raises(TeamError, match=r"fallback_model.*unknown model 'nope'"):
+        build(team=team)
