@@ -87,6 +87,10 @@ def _ids(subtasks: list[Subtask], taken: set[str], prefix: str | None, notes: li
         elif not old:
             new = _free(reserved | used)
             notes.append(f"subtask {i + 1} ({s.title!r}) has no id: named {new}")
+        elif not SAFE_ID.match(old):
+            new = _free(reserved | used)
+            notes.append(f"{old[:40]!r} is not a usable id (letters, digits, '.', '_', '-'; at most 32): "
+                         f"renamed {new}")
         elif old in taken:
             new = _free(reserved | used)
             notes.append(f"{old} ({s.title!r}) is the id of an existing subtask: renamed {new}")
@@ -100,6 +104,10 @@ def _ids(subtasks: list[Subtask], taken: set[str], prefix: str | None, notes: li
         used.add(new)
         ids.append(new)
     return ids, aliases
+
+
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
+"""An id that is safe in a file name (artifacts are named after their subtask) and short enough to read."""
 
 
 def _free(used: set[str]) -> str:

@@ -74,6 +74,12 @@ def test_missing_ids_get_the_next_free_one() -> None:
     assert notes == ["subtask 1 ('Do  ') has no id: named T2", "subtask 3 ('Do ') has no id: named T3"]
 
 
+def test_an_id_unsafe_in_a_file_name_is_renamed_and_its_dependents_follow() -> None:
+    tasks, notes = normalize(draft(sub("../../etc x"), sub("T2", depends_on=["../../etc x"]), sub("x" * 40)), SOFTWARE)
+    assert [t.id for t in tasks] == ["T1", "T2", "T3"] and deps(tasks)["T2"] == ["T1"]
+    assert notes[0] == "'../../etc x' is not a usable id (letters, digits, '.', '_', '-'; at most 32): renamed T1"
+
+
 def test_ids_of_existing_subtasks_are_renamed_and_existing_ids_may_be_depended_on() -> None:
     existing, _ = normalize(draft(sub("T1", "design"), sub("T2", depends_on=["T1"])), SOFTWARE)
     tasks, notes = normalize(draft(sub("T1", title="OAuth"), sub("T5", "testing", depends_on=["T1", "T2"])),
