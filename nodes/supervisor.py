@@ -335,8 +335,8 @@ def escalator(kit: Kit) -> Callable[..., Awaitable[Command]]:
         editable = t.model_dump(include={"title", "description", "capability", "acceptance_criteria", "assignee"})
         shown: dict[str, Any] = {
             "kind": "escalation",
-            "question": f"{t.id} could not be finished after {len(order.history)} attempts: retry (approve), "
-                        "skip (reject) or edit it?",
+            "question": f"{t.id} could not be finished ({_attempts(len(order.history))}): retry (approve), skip "
+                        "(reject) or edit it?",
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "escalated"}],
             "details": "\n".join(order.history), "subtask": editable,
             "answer": {"approved": "true = retry, false = skip", "comment": "optional text",
@@ -371,6 +371,10 @@ def escalator(kit: Kit) -> Callable[..., Awaitable[Command]]:
         return Command(goto="dispatch", update=update)
 
     return escalate
+
+
+def _attempts(n: int) -> str:
+    return "1 attempt" if n == 1 else f"{n} attempts"
 
 
 def _edited(t: PlannedTask, edit: dict[str, Any], team: Team) -> PlannedTask:

@@ -27,6 +27,7 @@ from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import Kind
 from state.roles import McpServer, Role, Team, TeamError
+from state.team import Decision
 from tools.workspace import WORKSPACE_TOOLS
 
 DATA_TEAM = """\
@@ -344,29 +345,45 @@ def test_a_worker_calls_a_real_mcp_server_over_stdio(db: Path, ctx: RunContext, 
 @pytest.mark.parametrize("failure", ["dies mid-run", "does not start"])
 def test_an_mcp_server_that_fails_fails_only_that_task(db: Path, ctx: RunContext, tmp_path: Path,
                                                        failure: str) -> None:
+    """The writing subtask fails with the server's error (not the run); the supervisor splits it (no other role
+    can write), its parts fail the same way and go to a person, who skips them; the research finishes."""
     log = tmp_path / "notes.jsonl"
     team = notes_team(log, crash=True) if failure == "dies mid-run" else notes_team(log, command="no-such-server")
+    why = ("MCP server 'notes' failed during 'add_note'" if failure == "dies mid-run"
+           else "MCP server 'notes' did not start: FileNotFoundError")
 
     async def go(runner: Runner) -> Any:
-        outcome = await runner.start("hierarchical", BLOG_TASK, ctx, team=team, thread_id="dies")
-        return outcome, await runner.journal("dies")
+        outcome = escalated = await runner.start("hierarchical", BLOG_TASK, ctx, team=team, thread_id="dies")
+        skipped: list[str] = []
+        while outcome.gate == "escalation" and len(skipped) < 10:
+            skipped += [t["id"] for t in outcome.interrupt["tasks"]]
+            outcome = await runner.approve("dies", Decision(approved=False, comment="no notes server"))
+        return escalated, outcome, skipped, await runner.journal("dies")
 
-    outcome, messages = run(db, go)
-    assert outcome.status == "awaiting_approval", "the run goes on to the gate"
+    escalated, outcome, skipped, messages = run(db, go)
+    assert escalated.gate == "escalation" and why in escalated.interrupt["details"], escalated.error
+    assert outcome.status == "awaiting_approval" and outcome.gate == "approval", "the run goes on to the gate"
     board, plan = outcome.values["board"], outcome.values["plan"]
-    writing = next(t for t in plan.tasks if t.assignee == "writer")
+    writing = next(t for t in plan.tasks if t.assignee == "writer" and t.split_from is None)
     research = next(t for t in plan.tasks if t.assignee == "researcher")
+    parts = [t.id for t in plan.tasks if t.split_from == writing.id]
     assert board[research.id].status == TaskStatus.DONE
-    assert board[writing.id].status == TaskStatus.FAILED
-    if failure == "dies mid-run":
-        assert "MCP server 'notes' failed during 'add_note'" in (board[writing.id].reason or "")
-        assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["add_note"]
+    assert board[writing.id].status == TaskStatus.SPLIT and why in board[writing.id].history[0]
+    assert parts and skipped == parts
+    for p in parts:
+        assert board[p].status == TaskStatus.FAILED and board[p].final and why in board[p].history[0]
+    [decided, _] = [m for m in messages if m.kind == Kind.REPLAN and m.action == "split"]
+    assert decided.correlation_id == writing.id and why in decided.reason
+    if failure == "dies mid-run":  # one server process per attempt, each dying at its first call
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [c["tool"] for c in calls] == ["add_note"] * (1 + len(parts))
+        assert len({c["pid"] for c in calls}) == len(calls)
     else:
-        assert "MCP server 'notes' did not start: FileNotFoundError" in (board[writing.id].reason or "")
         assert not log.exists()
-    failed = [m for m in messages if m.kind == Kind.PROGRESS and m.correlation_id == writing.id
-              and m.note.startswith("failed:")]
-    assert len(failed) == 1 and "MCP server 'notes'" in failed[0].note
+    failed = [m for m in messages if m.kind == Kind.PROGRESS and m.note.startswith("failed:")]
+    assert failed[0].correlation_id == writing.id  # then its parts, in parallel: each attempt once, no other task
+    assert sorted(m.correlation_id for m in failed[1:]) == parts
+    assert all(why in m.note for m in failed)
 
 
 # --- durable with objects ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from langchain_core.messages import ToolMessage
 from pydantic import ValidationError
 
 from nodes.teams import load_team
-from state.plan import PlanDraft, Subtask, TaskRecord, TaskStatus
+from state.plan import TERMINAL, PlanDraft, Subtask, TaskRecord, TaskStatus
 from state.protocol import (
     ArtifactMsg,
     Blocker,
@@ -65,37 +65,6 @@ def test_plan_draft_accepts_a_valid_dag() -> None:
     assert plan.subtasks[3].depends_on == ["T2", "T3"]
 
 
-def test_plan_draft_rejects_duplicate_ids() -> None:
-    with pytest.raises(ValidationError, match="duplicate subtask ids") as exc:
-        draft(sub("T1"), sub("T2"), sub("T1"))
-    assert "T1" in str(exc.value)
-
-
-def test_plan_draft_rejects_unknown_dependencies() -> None:
-    with pytest.raises(ValidationError, match="unknown ids") as exc:
-        draft(sub("T1"), sub("T2", "T1", "T9"))
-    message = str(exc.value)
-    assert "T2" in message
-    assert "T9" in message
-
-
-@pytest.mark.parametrize(
-    ("subtasks", "cycle"),
-    [
-        ([sub("T1", "T2"), sub("T2", "T1")], ("T1", "T2")),
-        ([sub("T1"), sub("T2", "T4"), sub("T3", "T2"), sub("T4", "T3")], ("T2", "T3", "T4")),
-        ([sub("T1", "T1")], ("T1",)),
-    ],
-    ids=["two-cycle", "three-cycle", "self-loop"],
-)
-def test_plan_draft_rejects_cycles(subtasks: list[dict[str, Any]], cycle: tuple[str, ...]) -> None:
-    with pytest.raises(ValidationError, match="dependency cycle") as exc:
-        draft(*subtasks)
-    message = str(exc.value)
-    for task_id in cycle:
-        assert task_id in message
-
-
 def test_plan_draft_needs_subtasks_and_criteria() -> None:
     with pytest.raises(ValidationError):
         PlanDraft(summary="empty", subtasks=[])
@@ -103,10 +72,16 @@ def test_plan_draft_needs_subtasks_and_criteria() -> None:
         Subtask(**{**sub("T1"), "acceptance_criteria": []})
 
 
+# A draft's repeated or unknown ids, self-dependencies and cycles are accepted here (only the shape is checked)
+# and repaired by `nodes.plan_repair.normalize`: see tests/test_plan_repair.py.
+
+
 def test_task_status_values_are_exactly_the_life_cycle() -> None:
     assert [s.value for s in TaskStatus] == [
-        "pending", "assigned", "in_progress", "blocked", "in_review", "done", "failed",
+        "pending", "assigned", "in_progress", "blocked", "in_review", "escalated", "done", "failed", "split",
     ]
+    # ESCALATED waits for a person (retry, skip or edit), so it is not terminal; SPLIT is (its parts carry on)
+    assert {TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.SPLIT} == TERMINAL
     assert TaskStatus("in_review") is TaskStatus.IN_REVIEW
     assert TaskRecord().status is TaskStatus.PENDING
 
