@@ -11,6 +11,9 @@ voters (liars, garbage, crashes, hangs) it is the honest voters' majority, which
 more coordinated liars than that give "no safe consensus", never their answer. The exact rule is
 in `state.consensus`. The result reports the outcome, the tally, the agreement ratio and the
 dissenters; every vote, fault and the decision are in the journal.
+
+Loops: none can happen. There is one round (every voter answers once, the tally decides, the run ends) and no
+edge leads back, so the pattern has no loop detection and no `stop_on_repeat` setting.
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ Round 1: every debater states a position (stance, claim, arguments, confidence) 
 Each later round: every debater sees the others' latest positions (only those, never the transcript), critiques
 them and states its position again, kept or changed. After each round `tally` measures agreement (the share of
 debaters holding the leading stance) and stops at `converge_at` or after `max_rounds`; the judge then decides from
-the final positions. The checkpointed state holds each debater's latest position only; every position, critique
-and decision is a protocol message in the journal.
+the final positions. Loop detection (`stop_on_repeat`, on by default): round 1 is stated blind, so round 2 (the
+first answer to the others) is never a repeat; from round 3 on, a round whose stances are those of an earlier
+rebuttal round (nobody moved after the critiques, or they flip back and forth) stops the debate as a "stalemate",
+with a "loop detected" CHECKPOINT, since another round would only repeat it. The checkpointed state holds each
+debater's latest position only (and a short signature per rebuttal round); every position, critique and decision
+is a protocol message in the journal.
 
 Settings (team file `patterns.debate`, or `build()` keywords): `debaters` (N, the team's first N roles, or role
 names; 3), `max_rounds` (3), `converge_at` (1.0: all agree), `judge` (a role; None: troupe's own judge, served by
-the 'reviewer' model role).
+the 'reviewer' model role), `stop_on_repeat` (True).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from nodes import debater, scope
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from state.context import RunContext
-from state.debate import DebateInput, DebateOutput, DebateState, DebateTurn, PositionRecord, tally
+from state.debate import DebateInput, DebateOutput, DebateState, DebateTurn, PositionRecord, stance_key, tally
+from state.loops import earlier, loop_detected, signature
 from state.protocol import AnyMessage, CheckpointMsg, TaskAssign
 from state.roles import Team
 
@@ -71,7 +76,7 @@ def opener(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[Co
 
 
 def tallier(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[Command]]:
-    """The tally node: after each round, another round or the judge (converged, or the round limit)."""
+    """The tally node: after each round, another round or the judge (converged, the round limit, or a stalemate)."""
 
     async def tally_round(state: DebateState, runtime: Runtime[RunContext]) -> Command:
         p = debater.panel(kit, await kit.team_for(runtime), overrides)
@@ -85,10 +90,24 @@ def tallier(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[C
             await journal.post(CheckpointMsg(sender=MODERATOR, recipient=p.judge, correlation_id=f"round-{rnd}",
                                              label=stop, note=note))
             return Command(goto="judge", update={"stop": stop, "status": "judging"})
+        stances = {d: positions[d]["stance"] for d in p.debaters if positions.get(d, {}).get("stance")}
+        sig, seen = signature(sorted((d, stance_key(s)) for d, s in stances.items())), state.get("seen") or []
+        before = earlier(sig, seen) if p.stop_on_repeat and rnd >= 3 else None
+        if before is not None:  # seen[i] is round i + 2's
+            held = ", ".join(f"{d} '{s}'" for d, s in stances.items())
+            how = "nobody moved after the critiques" if before + 2 == rnd - 1 else "the stances go round in a circle"
+            await journal.post(loop_detected(
+                sender=MODERATOR, recipient=p.judge, correlation_id=f"round-{rnd}", reason=(
+                    f"stalemate: round {rnd}'s stances are round {before + 2}'s again ({held}); {how}, so another "
+                    f"round (of at most {p.max_rounds}) would repeat it. {note}")))
+            return Command(goto="judge", update={"stop": "stalemate", "status": "judging"})
         await journal.post(CheckpointMsg(sender=MODERATOR, recipient="debaters", correlation_id=f"round-{rnd}",
                                          label="another round", note=note),
                            *assignments(state["task"], p.debaters, rnd + 1))
-        return Command(goto=turns(state["task"], p.debaters, rnd + 1, positions), update={"round": rnd + 1})
+        update: dict[str, Any] = {"round": rnd + 1}
+        if p.stop_on_repeat and rnd >= 2:
+            update["seen"] = [*seen, sig]
+        return Command(goto=turns(state["task"], p.debaters, rnd + 1, positions), update=update)
 
     return tally_round
 
@@ -104,6 +123,7 @@ def build(
     max_rounds: int | None = None,
     converge_at: float | None = None,
     judge: str | None = None,
+    stop_on_repeat: bool | None = None,
 ) -> StateGraph[DebateState, RunContext, DebateInput, DebateOutput]:
     """The uncompiled debate; compile it with a checkpointer to make runs durable.
 
@@ -112,7 +132,8 @@ def build(
     a bad setting fails here when the team is known, naming the file and line.
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
-    overrides = {"debaters": debaters, "max_rounds": max_rounds, "converge_at": converge_at, "judge": judge}
+    overrides = {"debaters": debaters, "max_rounds": max_rounds, "converge_at": converge_at, "judge": judge,
+                 "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:
         debater.panel(kit, kit.team, overrides)
     g = StateGraph(DebateState, context_schema=RunContext, input_schema=DebateInput, output_schema=DebateOutput)

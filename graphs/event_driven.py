@@ -10,14 +10,17 @@ published (an id, a per-topic sequence number, an EVENT message in the journal) 
 event of every topic to all that topic's subscribers. One event per topic per round: a topic's next event goes
 out only after the previous one was handled by all its subscribers; different topics run side by side. An
 event nobody subscribes to, and a delivery whose handler keeps failing (after its retries; a hang is cut by
-`handler_timeout`) or answers garbage, becomes a dead letter with the reason. The run ends when no event is
-pending (quiet) or, once `max_events` were published, when the queue has drained (later publications are
-dropped and counted); the result lists the events handled per topic and the dead letters.
+`handler_timeout`) or answers garbage, becomes a dead letter with the reason. Loop detection (`stop_on_repeat`, on
+by default): a publication equal to an event of its own cause chain (the same topic and payload) is dropped with a
+"loop detected" CHECKPOINT, since it would only start the same cycle again. The run ends when no event is
+pending (quiet; "loop" when looping publications were dropped) or, once `max_events` were published, when the
+queue has drained (later publications are dropped and counted); the result lists the events handled per topic,
+the dead letters and the loops cut.
 
 Settings (team file `patterns.event_driven`, or `build()` keywords): `subscriptions` {role: [topic, ...]}
 (default: role i handles the topics of roles i-2 and i-1, a role's topic being its main capability and the
 first two roles handling the initial topic), `initial_topic` ('task'), `max_events` (50), `handler_timeout`
-(120 s).
+(120 s), `stop_on_repeat` (True).
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ RESULT_FILE = "EVENTS.md"
 
 def render(state: EventState) -> str:
     """The result in Markdown: why the run stopped, the events handled per topic, the dead letters and why."""
-    stop, dropped = state.get("stop", "quiet"), state.get("dropped", 0)
+    stop, dropped, looped = state.get("stop", "quiet"), state.get("dropped", 0), state.get("looped", 0)
     handled, dead = state.get("handled", {}), state.get("dead_letters", [])
-    why = ("quiet: no event left to deliver" if stop == "quiet"
-           else f"max_events hit: {dropped} later publication(s) dropped")
+    why = {"quiet": "quiet: no event left to deliver",
+           "loop": f"loop detected: {looped} publication(s) that repeated an event of their own cause chain were "
+                   "dropped, then no event was left to deliver",
+           "max_events": f"max_events hit: {dropped} later publication(s) dropped"}[stop]
     lines = [f"# Events: {state['task']}", "",
              f"Stopped: {why}. {state.get('published', 0)} event(s) published over {state.get('round', 0)} "
              f"round(s); {sum(map(len, handled.values()))} handled, {len(dead)} dead letter(s).", "",
@@ -83,6 +88,7 @@ def build(
     initial_topic: str | None = None,
     max_events: int | None = None,
     handler_timeout: float | None = None,
+    stop_on_repeat: bool | None = None,
 ) -> StateGraph[EventState, RunContext, EventInput, EventOutput]:
     """The uncompiled event-driven team; compile it with a checkpointer to make runs durable.
 
@@ -93,7 +99,7 @@ def build(
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
     overrides = {"subscriptions": subscriptions, "initial_topic": initial_topic, "max_events": max_events,
-                 "handler_timeout": handler_timeout}
+                 "handler_timeout": handler_timeout, "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:
         events.routing(kit, kit.team, overrides)
     g = StateGraph(EventState, context_schema=RunContext, input_schema=EventInput, output_schema=EventOutput)

@@ -13,6 +13,11 @@ policy (up to 3 attempts; a time-out counts as transient). A branch that still r
 is caught by its node's `error_handler`, which marks the part FAILED with the reason: the other
 branches go on, and the synthesis lists what is missing and why. Waves: the dispatcher sends at most
 `max_concurrency` agents (reviewers included), and the rest when that wave's super-step ends.
+
+Loops: without review this is one fan-out, and nothing can repeat. With review, a part the reviewer sends back
+works again (at most `max_review_rounds` rounds); if the reviewer then sends it back with the same unmet criteria
+as the round before, the part fails at once with that reason and a "loop detected" CHECKPOINT, instead of spinning
+to the bound (`stop_on_repeat`, on by default).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def build(
     max_concurrency: int | None = None,
     agent_timeout: float | None = None,
     review: bool | None = None,
+    stop_on_repeat: bool | None = None,
     node_timeout: float | None = 300.0,
 ) -> StateGraph[ParallelState, RunContext, TeamInput, TeamOutput]:
     """The uncompiled parallel team; compile it with a checkpointer to make runs durable.
@@ -48,11 +54,13 @@ def build(
     `team`, `models`, `tools` and `agents` as for `graphs.hierarchical.build`. The pattern's settings
     come from the team file's `patterns: {parallel: {...}}`, overridden by these keywords (None: unset):
     `max_concurrency` agents at a time (default 4), `agent_timeout` seconds per attempt of one agent
-    (default 120), `review` each artifact before synthesis (default False). `node_timeout` caps one
-    attempt of the split and synthesis nodes, in seconds.
+    (default 120), `review` each artifact before synthesis (default False), `stop_on_repeat` a part the
+    reviewer sends back with the same unmet criteria twice in a row fails at once (default True).
+    `node_timeout` caps one attempt of the split and synthesis nodes, in seconds.
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
-    overrides = {"max_concurrency": max_concurrency, "agent_timeout": agent_timeout, "review": review}
+    overrides = {"max_concurrency": max_concurrency, "agent_timeout": agent_timeout, "review": review,
+                 "stop_on_repeat": stop_on_repeat}
     fanout.settings(kit, kit.team, overrides)  # bad settings fail the build (a team file's, with its line)
     g = StateGraph(ParallelState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
     g.add_node("split", fanout.splitter(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)

@@ -15,6 +15,10 @@ a comment sends the team's answer, rejecting closes the request. Specialists are
 answer is an artifact in the run's workspace. Every decision is journaled with its reason and
 confidence, so "why B and not A" is answered by `troupe show THREAD`.
 
+Routing cannot loop: the request goes on only to routes not asked yet, at most `max_hops` rounds. A router that
+names an asked route again would ask the same specialist the same question: the routing ends there instead, with a
+"loop detected" CHECKPOINT saying so (built in, so there is no `stop_on_repeat` setting to turn off).
+
 Settings (team file `patterns.router`, or these keywords): `routes` {role: [keywords]} (default:
 every role, its capabilities), `threshold` (0.6), `max_hops` (2), `escalate_on` (words that go
 straight to a person), `escalation_policy` (what the escalation agent follows).

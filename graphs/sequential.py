@@ -13,7 +13,10 @@ Each stage is the shared worker on a scoped work order: the task, the hand-offs 
 stages it needs, and its feedback. A checking stage, after its own work, judges an earlier stage
 (`StageCheck`); a failing verdict sends that stage back with the findings, at most `max_rounds`
 verdicts per check. The last verdict is final: the run goes on and the result lists what is still
-flagged. The checkpointed state holds the stages as the plan's tasks, the board and a count per check.
+flagged. Loop detection (`stop_on_repeat`, on by default): a check that fails with the same findings as its
+previous verdict is final at once, since another fix round would only repeat it (a "loop detected" CHECKPOINT
+says so). The checkpointed state holds the stages as the plan's tasks, the board, a count per check and the
+signature of each check's latest failing verdict.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def build(
     needs: dict[str, list[str]] | None = None,
     criteria: dict[str, list[str]] | None = None,
     max_rounds: int | None = None,
+    stop_on_repeat: bool | None = None,
 ) -> StateGraph[SequentialState, RunContext, TeamInput, TeamOutput]:
     """The uncompiled pipeline; compile it with a checkpointer to make runs durable.
 
@@ -52,12 +56,13 @@ def build(
     `stages` role names in order (default: every role), `checks` {checking stage: earlier stage it can
     send back to} (default: the last stage checks the one before it; {} for none), `needs` {stage: earlier
     stages whose hand-offs it reads} (default: the stage before it), `criteria` {stage: acceptance
-    criteria} (default: derived from the role), `max_rounds` verdicts per check (default 2).
+    criteria} (default: derived from the role), `max_rounds` verdicts per check (default 2), `stop_on_repeat` a
+    failing verdict that repeats the check's previous one is final at once (default True).
     Unknown stages and checks or needs that do not point back fail here when the team is known.
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
     nodes = Stages(kit, {"stages": stages, "checks": checks, "needs": needs, "criteria": criteria,
-                         "max_rounds": max_rounds})
+                         "max_rounds": max_rounds, "stop_on_repeat": stop_on_repeat})
     if kit.team is not None:
         nodes.pipeline(kit.team)
     g = StateGraph(SequentialState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)

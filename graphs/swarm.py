@@ -12,11 +12,14 @@ key with the parent). Each agent's model gets its role's tools plus `transfer_to
 peer and, when it was handed work, `return_to_<caller>`. A transfer either hands the conversation over or
 asks for the result back (`come_back`); several transfers in one reply run in parallel and all their results
 come back to the agent that handed off. Ordinary tool calls in the same reply run first and their outputs are
-kept. Hand-off chains are bounded (`max_handoffs`); a pair handing the work back and forth (A -> B -> A -> B)
-trips the circuit breaker: the turn ends with status "escalated", the chain in a BLOCKER in the journal.
+kept. Hand-off chains are bounded (`max_handoffs`): past it the circuit breaker ends the turn with status
+"escalated", the chain in a BLOCKER in the journal. Loop detection trips it early (`stop_on_repeat`, on by
+default), with a "loop detected" CHECKPOINT: a pair handing the work back and forth (A -> B -> A -> B), or a
+hand-off that repeats one of the turn's earlier ones, the same agent handing the same peers the same request
+(A -> B -> C -> A -> B).
 
 Settings (team file `patterns.swarm`, or these keywords): `peers` (roles taking part; default every role),
-`entry` (the first turn's agent; default the first peer), `max_handoffs` (8).
+`entry` (the first turn's agent; default the first peer), `max_handoffs` (8), `stop_on_repeat` (True).
 """
 
 from __future__ import annotations
@@ -43,15 +46,16 @@ def build(
     peers: list[str] | None = None,
     entry: str | None = None,
     max_handoffs: int | None = None,
+    stop_on_repeat: bool | None = None,
 ) -> StateGraph[SwarmState, RunContext, SwarmInput, SwarmOutput]:
     """The uncompiled swarm; compile it with a checkpointer to make runs durable and remember the active agent.
 
     `team`, `models`, `tools`, `agents` and `node_timeout` are as for `graphs.hierarchical.build`; `peers`,
-    `entry` and `max_handoffs` override the team file's `patterns.swarm` settings (None: the team's, else the
-    default). A bad setting fails here when the team is given.
+    `entry`, `max_handoffs` and `stop_on_repeat` override the team file's `patterns.swarm` settings (None: the
+    team's, else the default). A bad setting fails here when the team is given.
     """
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
-    settings = {"peers": peers, "entry": entry, "max_handoffs": max_handoffs}
+    settings = {"peers": peers, "entry": entry, "max_handoffs": max_handoffs, "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:
         swarm_nodes.swarm_for(kit, kit.team, settings)
     peer, peer_failed = swarm_nodes.peer(kit, settings, helper="helper", me="peer")

@@ -14,6 +14,11 @@ hierarchical pattern. Each sub-team runs as a subgraph invoked from the `team` n
 checkpoints it in its own namespace: an approval interrupt deep inside reaches the top run and is
 answered there (`troupe approve THREAD`), and a killed run resumes inside the sub-team it was in.
 Each sub-team's SUMMARY.md is its hand-off; the top's synthesizer rolls them up.
+
+Loops: none can happen at this level. The delegation names each sub-team at most once, each runs once, and the
+tree is checked when the graph is built (a team that contains itself, or a branch deeper than `max_depth`, fails
+the build), so there is no `stop_on_repeat` setting here. A hierarchical sub-team detects its own stalls and
+repeats in its supervisor.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ class Panel:
     judge_role: Role | None
     max_rounds: int
     converge_at: float
+    stop_on_repeat: bool = True
 
 
 def panel(kit: Kit, team: Team, overrides: Mapping[str, Any]) -> Panel:
@@ -89,7 +90,7 @@ def panel(kit: Kit, team: Team, overrides: Mapping[str, Any]) -> Panel:
     if s.judge in debaters:
         raise error("judge", f"{s.judge!r} also debates; a judge must not judge its own position")
     judge_role = team.role(s.judge) if s.judge else None
-    return Panel(debaters, s.judge or BUILT_IN_JUDGE, judge_role, s.max_rounds, s.converge_at)
+    return Panel(debaters, s.judge or BUILT_IN_JUDGE, judge_role, s.max_rounds, s.converge_at, s.stop_on_repeat)
 
 
 def view(p: PositionRecord) -> dict[str, Any]:

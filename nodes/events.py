@@ -7,6 +7,11 @@ dropped), then delivers the oldest pending event of each topic to every subscrib
 different topics at once, one event per topic per round, so a topic's events are handled in order).
 `subscriber` handles one delivery from its scoped view (the event, its cause chain, the topic directory)
 and answers a `Reaction`; `delivery_failed` is its error handler.
+
+Loop detection (`stop_on_repeat`, on by default): a publication equal to an event of its own cause chain (the
+same topic and payload, case and spacing aside) would start the same cycle again, so the dispatcher drops it with
+a "loop detected" CHECKPOINT naming the event it repeats; the run then goes quiet instead of spinning to
+`max_events`. The window is the cause chain a handler sees (the root and the latest CHAIN_LINKS - 1 events).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from state.event_driven import (
     derived,
     number,
 )
+from state.loops import loop_detected, signature
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Event, Progress, TaskAssign
 from state.roles import Team, TeamError
 from tools.workspace import sha256
@@ -71,7 +77,7 @@ def routing(kit: Kit, team: Team, overrides: Mapping[str, Any]) -> Routing:
             raise TeamError(f"{team.where('patterns', PATTERN, 'subscriptions', role)}: team {team.name!r} has no "
                             f"role {role!r}; roles: {', '.join(names)}")
     ordered = {n: list(subs[n]) for n in names if subs.get(n)}
-    r = Routing(ordered, s.initial_topic, s.max_events, s.handler_timeout)
+    r = Routing(ordered, s.initial_topic, s.max_events, s.handler_timeout, s.stop_on_repeat)
     if not r.subscribers(s.initial_topic):
         raise TeamError(f"{team.where('patterns', PATTERN, 'subscriptions')}: no role subscribes to the initial "
                         f"topic {s.initial_topic!r}, so the task would reach nobody")
@@ -93,7 +99,7 @@ def publisher(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable
         report = Report(event=None, subscriber=USER, ok=True, reason="",
                         publish=[{"topic": r.initial_topic, "payload": task[:PAYLOAD_CHARS]}])
         return {"reports": {"E0>user": report}, "status": "running", "round": 0, "published": 0, "dropped": 0,
-                "seqs": {}, "pending": {}, "inflight": {}, "handled": {}, "dead_letters": []}
+                "looped": 0, "seqs": {}, "pending": {}, "inflight": {}, "handled": {}, "dead_letters": []}
 
     return publish
 
@@ -108,6 +114,7 @@ class _Books:
     seqs: dict[str, int]
     published: int
     dropped: int
+    looped: int
     messages: list[AnyMessage]
 
     def dead_letter(self, ev: EventRecord, subscriber: str | None, reason: str) -> None:
@@ -141,6 +148,15 @@ def _accept(books: _Books, r: Routing, inflight: Mapping[str, InFlight], reports
             chain = [*c["chain"], Link(id=c["id"], topic=c["topic"], source=c["source"], payload=c["payload"])]
             chain = chain[:1] + chain[1:][-(CHAIN_LINKS - 1):]
         for pub in rep["publish"]:
+            twin = _twin(pub, chain) if r.stop_on_repeat else None
+            if twin is not None:
+                books.looped += 1
+                path = " -> ".join(f"{link['id']} ({link['topic']})" for link in chain)
+                books.messages.append(loop_detected(
+                    sender=BROKER, recipient=rep["subscriber"], correlation_id=rep["event"] or "task", reason=(
+                        f"{rep['subscriber']} published on {pub['topic']!r} what {twin['id']} already said in its "
+                        f"cause chain ({path}): dropped, since delivering it would start the same cycle again")))
+                continue
             if books.published >= r.max_events:
                 books.dropped += 1
                 books.messages.append(Progress(sender=BROKER, recipient=rep["subscriber"],
@@ -160,6 +176,12 @@ def _accept(books: _Books, r: Routing, inflight: Mapping[str, InFlight], reports
                 books.dead_letter(ev, None, f"no subscriber for topic {topic!r}")
 
 
+def _twin(pub: Mapping[str, str], chain: list[Link]) -> Link | None:
+    """The event of the cause chain that `pub` repeats (the same topic and payload), or None."""
+    sig = signature(pub["topic"], pub["payload"])
+    return next((link for link in chain if signature(link["topic"], link["payload"]) == sig), None)
+
+
 def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, handle: str, finish: str
                ) -> Callable[..., Awaitable[Command]]:
     """The dispatch node: settle the round, accept new events, deliver the next event of every topic."""
@@ -169,7 +191,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, handle: str, finish: s
         reports, inflight = state.get("reports", {}), state.get("inflight", {})
         books = _Books(dict(state.get("pending", {})), {t: list(ids) for t, ids in state.get("handled", {}).items()},
                        list(state.get("dead_letters", [])), dict(state.get("seqs", {})), state.get("published", 0),
-                       state.get("dropped", 0), [])
+                       state.get("dropped", 0), state.get("looped", 0), [])
         _settle(books, inflight, reports)
         _accept(books, r, inflight, reports)
         heads: dict[str, EventRecord] = {}
@@ -191,9 +213,9 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, handle: str, finish: s
         update: dict[str, Any] = {
             "reports": dict.fromkeys(reports), "pending": books.pending, "inflight": now, "handled": books.handled,
             "dead_letters": books.dead, "seqs": books.seqs, "published": books.published, "dropped": books.dropped,
-            "round": rnd}
+            "looped": books.looped, "round": rnd}
         if not heads:
-            update["stop"] = "max_events" if books.dropped else "quiet"
+            update["stop"] = "max_events" if books.dropped else "loop" if books.looped else "quiet"
             return Command(goto=finish, update=update)
         return Command(goto=sends, update=update)
 

@@ -5,6 +5,10 @@
 time, each under `agent_timeout` (the pushed task's node timeout), and moves on to `finish` when
 every part is done or failed. `branch_failed` is a node's `error_handler`: a branch that raised or
 timed out after its retries is marked FAILED with the reason, and the run goes on.
+
+Without review the pattern is one fan-out and cannot loop. With review a part sent back goes round again, at most
+`max_review_rounds` times; when the reviewer sends it back with the same unmet criteria as the round before, another
+round would repeat it, so the part fails at once with the reason and a "loop detected" CHECKPOINT (`stop_on_repeat`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from nodes.kit import Kit
 from nodes.models import is_transient
 from nodes.supervisor import NAME, PlanningError, ask_planner
 from state.context import RunContext
+from state.loops import loop_detected, signature
 from state.parallel import ParallelSettings, ParallelState, Part, Split
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, CheckpointMsg, Progress, TaskAssign
@@ -103,6 +108,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
         plan = state["plan"]
         assert plan is not None, "dispatch runs after split"
         board, changed = dict(state["board"]), {}
+        verdicts = dict(state.get("verdicts") or {})
         messages: list[AnyMessage] = []
         reviews: list[PlannedTask] = []
         rework: list[PlannedTask] = []
@@ -115,8 +121,15 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
                                          note="accepted without review (review is off)"))
             elif rec.status == TaskStatus.IN_REVIEW:
                 reviews.append(t)
-            elif rec.status in (TaskStatus.ASSIGNED, TaskStatus.PENDING):
-                (rework if rec.status == TaskStatus.ASSIGNED else fresh).append(t)
+            elif rec.status == TaskStatus.ASSIGNED:  # the reviewer sent it back: again, unless that repeats
+                sig = signature(sorted(rec.feedback))
+                if cfg.stop_on_repeat and verdicts.get(t.id) == sig:
+                    board[t.id] = changed[t.id] = await _loop(runtime, t, rec, messages)
+                else:
+                    verdicts[t.id] = sig
+                    rework.append(t)
+            elif rec.status == TaskStatus.PENDING:
+                fresh.append(t)
             elif rec.status not in TERMINAL:
                 raise RuntimeError(f"part {t.id} is still {rec.status.value} after its step ended")
         queue = [*reviews, *rework, *fresh]  # what was started finishes first
@@ -143,9 +156,21 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
                                        round=rec.round, feedback=rec.feedback))
             await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
         await scope.journal(runtime).post(*messages)
-        return Command(goto=sends, update={"board": changed, "wave": number})
+        return Command(goto=sends, update={"board": changed, "wave": number, "verdicts": verdicts})
 
     return dispatch
+
+
+async def _loop(runtime: Runtime[RunContext], t: PlannedTask, rec: TaskRecord, messages: list[AnyMessage]
+                ) -> TaskRecord:
+    """A part sent back with the same unmet criteria as the round before: it fails now, with the reason."""
+    reason = (f"the reviewer sent it back in round {rec.round} with the same unmet criteria as in round "
+              f"{rec.round - 1}: {'; '.join(rec.feedback)}")
+    messages.append(loop_detected(sender=NAME, recipient=t.assignee, correlation_id=t.id, reason=(
+        f"{reason}; another round (of at most {runtime.context.max_review_rounds}) would repeat it, so {t.id} "
+        "fails now")))
+    await scope.progress(runtime, t.id, TaskStatus.FAILED, t.assignee, rec.round)
+    return rec.model_copy(update={"status": TaskStatus.FAILED, "reason": reason})
 
 
 async def _finish(runtime: Runtime[RunContext], plan: Plan, board: dict[str, TaskRecord],

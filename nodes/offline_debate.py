@@ -2,7 +2,8 @@
 
 A debater's first stance comes from the question, seeded per agent, so debaters start apart. In later rounds a
 debater in the minority moves to the leading stance and one in the majority holds it and critiques the dissent,
-so a debate converges. 'disagree' (or 'lie') keeps a debater contrary to the others every round. The judge
+so a debate converges. 'disagree' (or 'lie') keeps a debater contrary to the others every round, so from round 2
+on nothing moves: a stalemate that the debate's loop detection ends after round 3. The judge
 sides with the leading stance; told to 'disagree' it sides with the minority, told to 'lie' it names a stance
 no debater holds.
 """

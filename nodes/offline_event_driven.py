@@ -3,7 +3,10 @@
 `Reaction`: a handler notes the event from its main skill and, when the event came on the first topic it
 subscribes to, publishes one event on its own topic (its main capability), if the topic directory lists
 a subscriber for it other than itself. So the default subscriptions give a chain that fans out to two roles
-at each step and goes quiet at the end of the chain. A 'lie' handler publishes on a topic nobody handles.
+at each step and goes quiet at the end of the chain. A 'lie' handler publishes on a topic nobody handles. A
+'disagree' handler objects to every event it gets, on whichever of its topics: it publishes the same objection on
+its own topic each time, so when that topic's handlers publish back to it the events go round a cycle (the
+pattern's loop detection drops the repeated objection).
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ def reaction_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
         f"- What was done: {own} checks for this event ({len(brief.get('cause_chain', []))} event(s) led here).",
     ])
     publish: list[dict[str, str]] = []
+    others = [s for s in topics.get(own, []) if s != you["name"]]
     if play.mode == "lie":
         publish = [{"topic": f"{own}.rumour", "payload": f"{you['name']} claims {event['topic']} is resolved."}]
-    elif event["topic"] == you["subscribes"][0] and [s for s in topics.get(own, []) if s != you["name"]]:
+    elif play.mode == "disagree" and others:
+        publish = [{"topic": own, "payload": f"{you['name']} objects: the {own} concerns about '{root[:120]}' are "
+                                             "not settled."}]
+    elif event["topic"] == you["subscribes"][0] and others:
         publish = [{"topic": own, "payload": f"{own} findings on {event['topic']}#{event['seq']} by {you['name']}: "
                                              f"{own} work needed for '{root[:120]}'."}]
     return {"summary": summary, "details": details, "publish": publish}

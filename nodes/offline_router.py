@@ -4,7 +4,8 @@
   (1/n when nothing matches); ties are broken by a seeded shuffle. 'lie': the worst route, confidently.
   'disagree': the runner-up.
 - HandOn: hands on to the best route not yet asked that has keyword hits (a request with two parts);
-  else the request is handled. 'lie': always "handled".
+  else the request is handled. 'lie': always "handled". 'disagree': sends the request back to the first route
+  that answered it (a repeat the router refuses as a loop).
 - Escalation: a person takes over for a refund or money back above the policy's "over $N" (default 500),
   legal words (lawyer, attorney, lawsuit, sue, legal), angry words (furious, angry, unacceptable,
   ridiculous, outraged, scam, "!!"), a request for a human or person, or no draft answer. 'lie': the opposite.
@@ -53,6 +54,9 @@ def hand_on(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     asked = " + ".join(a["route"] for a in brief["answered"]) or "the specialists"
     total = sum(len(s.hits) for s in ranked(routes, text))
     best = ranked({r: routes[r] for r in left}, text) if left else []
+    if play.mode == "disagree" and brief["answered"]:
+        first = brief["answered"][0]["route"]
+        return {"route": first, "confidence": 0.8, "reason": f"{first} should look at it again"}
     if play.mode == "lie" or not best or not best[0].hits:
         return {"route": None, "confidence": 0.9, "reason": f"{asked} answered every part of the request"}
     nxt = best[0]

@@ -1,8 +1,9 @@
 """How the offline model plays the sequential pattern's roles (structured answers by schema name).
 
 A checking stage passes the earlier stage's artifact when it addresses every acceptance criterion
-(a seeded share of first drafts miss one, so some runs loop back); 'disagree' never passes,
-'lie' turns the honest verdict around.
+(a seeded share of first drafts miss one, so some runs loop back); 'disagree' never passes (once the work
+addresses every criterion it disputes the first one, the same finding every round: a loop the pipeline's loop
+detection stops), 'lie' turns the honest verdict around.
 """
 
 from __future__ import annotations

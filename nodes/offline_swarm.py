@@ -7,7 +7,9 @@ output is kept). Two or more peers': it hands each its part at once and gets all
 a peer's: it does the work itself. Handed work with a caller, it gives its result back; otherwise it answers.
 Mode 'disagree' ('not mine'): the peer hands the request on unchanged, to the best other peer by its words,
 else back to whoever handed it over; two such peers, or one and a peer that hands to it, loop until the
-swarm's circuit breaker stops them.
+swarm's circuit breaker stops them. Mode 'lie' ('clearly yours'): the peer confidently hands the request on
+unchanged to the first peer that did not just hand it over, so three such peers go round in a circle
+(A -> B -> C -> A -> B), a loop that no pair shows and the swarm's loop detection stops.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def turn(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[Base
         target = _not_mine(brief, transfers)
         if target:
             return [_transfer(target, request, f"not mine: {target} should do this", come_back=False)], ""
+    if play.mode == "lie" and not results and not answered:
+        before = brief.get("chain", [])[-2:-1]
+        target = next((p for p in transfers if p not in before), None)
+        if target:
+            return [_transfer(target, request, f"clearly {target}'s job", come_back=False)], ""
     hits = {p: keyword_hits(request, brief["peers"][p]) for p in transfers}
     others = [p for p in transfers if hits[p]]
     mine = keyword_hits(request, brief["capabilities"])

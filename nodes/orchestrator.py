@@ -6,6 +6,7 @@ moves on to the approval gate or the synthesis. `team_runner` runs one sub-team 
 invoked from the node, so LangGraph checkpoints it under its own namespace: an interrupt inside
 reaches the top run, `Command(resume=...)` at the top answers it, and a killed run resumes inside.
 Each sub-team works in its own folder `<workspace>/<name>/<thread>/`; its SUMMARY.md is its hand-off.
+Nothing here repeats: every sub-team is started once (see `graphs.teams` on loops).
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ next best route by keywords. `merger` makes two or more answers into one, `escal
 person must take over (the run then stops at `approval_gate` with `handover_request`), `finish` settles
 the result. Every decision is journaled with its reason and confidence. A model that fails, hangs or answers
 garbage costs its own part (keyword routing, the best single answer, a person's look), never the run.
+
+Routing cannot loop: a request goes on only to routes not asked yet, at most `max_hops` times. A router that names
+a route already asked is not obeyed: that would ask the same specialist the same question again, so the routing
+ends there with a "loop detected" CHECKPOINT that says so (structural, hence no setting to turn it off).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from state.context import RunContext
+from state.loops import loop_detected
 from state.plan import PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, CheckpointMsg, Progress, TaskAssign
 from state.roles import ModelRole, Team
@@ -183,6 +188,11 @@ async def _hand_on(kit: Kit, runtime: Runtime[RunContext], desk: Desk, task: str
             instructions=HAND_ON_INSTRUCTIONS, brief=brief)
         if check is None:
             return done(f"no hand-on: the router's check failed ({why})")
+        asked = {h["route"]: h["id"] for h in hops}
+        if check.route in asked:
+            return None, loop_detected(sender=NAME, recipient="team", correlation_id="routing", reason=(
+                f"the router named {check.route} ({check.confidence:.2f}: {check.reason}), which was already asked "
+                f"this request ({asked[check.route]}): asking it again would repeat that hop, so the routing is done"))
         if check.route is None or check.route not in left:
             named = f" (it named {check.route!r}, not a route left)" if check.route else ""
             return done(f"handled ({check.confidence:.2f}): {check.reason}{named}")

@@ -3,7 +3,9 @@
 `Stages` closes over the kit and the `build()` settings. Its `plan` node makes one task per stage;
 `advance` (deterministic) runs the next stage with the shared worker, sends a checking stage's
 artifact to `check`, and ends in `finish`; `check` asks the checking stage's agent for a verdict
-and sends the checked stage back with its findings, until the check's rounds run out.
+and sends the checked stage back with its findings, until the check's rounds run out, or until it fails with
+the same findings as its previous verdict: another round would only repeat it, so that verdict is final at once
+(loop detection, `stop_on_repeat`), journaled as a "loop detected" CHECKPOINT.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nodes import scope, synthesizer
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from state.context import RunContext
+from state.loops import loop_detected, signature
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, ReviewResult, TaskAssign
 from state.roles import Role, Team
@@ -95,7 +98,8 @@ class Stages:
                 else:
                     target_task = plan.get(line.id(target))
                     order = CheckOrder(checker=t, target=target_task, path=board[target_task.id].artifact or "",
-                                       round=state.get("check_rounds", {}).get(t.id, 0) + 1)
+                                       round=state.get("check_rounds", {}).get(t.id, 0) + 1,
+                                       last_verdict=state.get("verdicts", {}).get(t.id, ""))
                     goto = Send("check", order)
             elif rec.status == TaskStatus.IN_PROGRESS:
                 raise RuntimeError(f"stage {t.id} is still in progress: its work was never recorded")
@@ -118,23 +122,34 @@ class Stages:
                          approved=verdict.passed, round=rnd, unmet_criteria=verdict.findings,
                          feedback=why or verdict.summary))
         board: dict[str, Any] = {checker.id: {"status": TaskStatus.DONE}}
+        findings = verdict.findings or [verdict.summary]
+        sig = "" if why or verdict.passed else signature(sorted(findings))
+        repeated = line.stop_on_repeat and bool(sig) and sig == state.get("last_verdict")
         if why:  # no usable verdict: the work goes on unchecked, and the result says so
             board[target.id] = {"feedback": [why], "reason": f"not checked by {checker.assignee}"}
-        elif not verdict.passed and rnd < line.max_rounds:
+        elif not verdict.passed and rnd < line.max_rounds and not repeated:
             note = f"{target.id} ({target.assignee}) was revised after {checker.assignee}'s check: build on it"
-            board[target.id] = {"status": TaskStatus.ASSIGNED, "feedback": verdict.findings or [verdict.summary]}
+            board[target.id] = {"status": TaskStatus.ASSIGNED, "feedback": findings}
             board |= {line.id(s): {"status": TaskStatus.PENDING, "feedback": [note]}
                       for s in line.rerun(target.assignee, checker.assignee)}
+        elif repeated:  # the same findings as the verdict before: another round would repeat this one
+            reason = (f"still flagged by {checker.assignee} after {rnd} rounds: round {rnd}'s verdict repeats round "
+                      f"{rnd - 1}'s")
+            board[target.id] = {"feedback": findings, "reason": reason}
+            await scope.journal(runtime).post(loop_detected(
+                sender=checker.assignee, recipient=NAME, correlation_id=target.id,
+                reason=f"{reason}, so another round (of at most {line.max_rounds}) would not change it; the verdict "
+                       f"is final and the run goes on: {'; '.join(findings)}"))
         elif not verdict.passed:
             reason = f"still flagged by {checker.assignee} after {rnd} rounds"
-            board[target.id] = {"feedback": verdict.findings or [verdict.summary], "reason": reason}
+            board[target.id] = {"feedback": findings, "reason": reason}
             await scope.journal(runtime).post(CheckpointMsg(
                 sender=checker.assignee, recipient=NAME, correlation_id=target.id, label="max rounds reached",
-                note=f"{reason}; the run goes on: {'; '.join(board[target.id]['feedback'])}"))
+                note=f"{reason}; the run goes on: {'; '.join(findings)}"))
         for task_id, patch in board.items():
             if "status" in patch:
                 await scope.progress(runtime, task_id, patch["status"], line.stage(task_id), rnd)
-        return {"board": board, "check_rounds": {checker.id: rnd}}
+        return {"board": board, "check_rounds": {checker.id: rnd}, "verdicts": {checker.id: sig}}
 
     async def _verdict(self, role: Role, order: CheckOrder, runtime: Runtime[RunContext]) -> tuple[StageCheck, str]:
         """The checker's StageCheck, or a failing stand-in and the reason when there is no usable one."""

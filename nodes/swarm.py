@@ -6,9 +6,11 @@ when it was handed work and must give a result back). Its ordinary tool calls ru
 kept in its frame, so a hand-off in the same reply loses nothing; then the hand-offs are carried out with
 `Command`: one transfer goes to the `peer` node again with the new agent on top, several go out at once as
 `Send`s to `helper` and all their results come back to the agent that handed off (the join is the `returns`
-channel). Every hand-off and return is journaled; a chain longer than `max_handoffs`, or a pair handing the
-work back and forth (A -> B -> A -> B), trips the circuit breaker: the turn ends "escalated" with the whole
-chain in a BLOCKER. A model that raises or hangs past its retries fails its own part only.
+channel). Every hand-off and return is journaled; a chain longer than `max_handoffs` trips the circuit breaker:
+the turn ends "escalated" with the whole chain in a BLOCKER. Loop detection (`stop_on_repeat`, on by default)
+trips it at once, with a "loop detected" CHECKPOINT first, when a pair hands the work back and forth
+(A -> B -> A -> B) or a hand-off repeats one of the turn's earlier ones: the same agent handing the same peers the
+same request (A -> B -> C -> A -> B). A model that raises or hangs past its retries fails its own part only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nodes.kit import Kit
 from nodes.router import failure_of
 from nodes.worker import agent_turn, call_tool
 from state.context import RunContext
+from state.loops import earlier, loop_detected, signature
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Progress, TaskAssign
 from state.roles import Role, Team
 from state.swarm import (
@@ -183,7 +186,8 @@ def peer(kit: Kit, overrides: Mapping[str, Any], *, helper: str, me: str
         if move.give_back is not None or (frame["caller"] and not move.transfers):
             return await _give_back(runtime, frames, move.give_back or move.answer, move, cid, me, ok=not failure)
         if move.transfers:
-            return await _hand_off(runtime, swarm, state["task"], frames, chain, move.transfers, turn, me, helper)
+            return await _hand_off(runtime, swarm, state["task"], frames, chain, state.get("handoffs") or [],
+                                   move.transfers, turn, me, helper)
         await journal.post(CheckpointMsg(sender=frame["agent"], recipient="user", correlation_id=cid,
                                          label="answered", note=f"{frame['agent']} answered turn {turn}; chain: "
                                                                 f"{' -> '.join(chain)}"))
@@ -218,22 +222,40 @@ async def _give_back(runtime: Runtime[RunContext], frames: list[Frame], result: 
     return Command(goto=me, update={"frames": frames, "returns": Overwrite([])})
 
 
+def _looping(swarm: Swarm, agent: str, chain: list[str], seen: list[str], sig: str,
+             transfers: dict[str, Transfer]) -> str | None:
+    """Why the hand-off that made `chain` is a loop (a pair handing back and forth, or a repeat), or None."""
+    if not swarm.stop_on_repeat:
+        return None
+    if pair := loop_in(chain):
+        return f"{pair[0]} and {pair[1]} keep handing the work back and forth"
+    if (before := earlier(sig, seen)) is not None:
+        return (f"hand-off {len(chain) - 1} repeats hand-off {before + 1}: {agent} hands {' and '.join(transfers)} "
+                "the same request again")
+    return None
+
+
 async def _hand_off(runtime: Runtime[RunContext], swarm: Swarm, task: str, frames: list[Frame], chain: list[str],
-                    transfers: dict[str, Transfer], turn: int, me: str, helper: str) -> Command:
+                    seen: list[str], transfers: dict[str, Transfer], turn: int, me: str, helper: str) -> Command:
     """Carry out one hand-off (`Command` to the peer node) or several at once (a `Send` each), behind the breaker."""
     frame, cid = frames[-1], f"turn-{turn}"
     chain = [*chain, "+".join(transfers)]
+    sig = signature(frame["agent"], sorted((name, t.request) for name, t in transfers.items()))
     journal = scope.journal(runtime)
-    pair = loop_in(chain)
-    if pair or len(chain) - 1 > swarm.max_handoffs:
-        why = (f"{pair[0]} and {pair[1]} keep handing the work back and forth" if pair
-               else f"more than max_handoffs ({swarm.max_handoffs}) hand-offs")
+    loop = _looping(swarm, frame["agent"], chain, seen, sig, transfers)
+    if loop or len(chain) - 1 > swarm.max_handoffs:
+        why = loop or f"more than max_handoffs ({swarm.max_handoffs}) hand-offs"
         path = " -> ".join(chain)
+        if loop:
+            await journal.post(loop_detected(sender=frame["agent"], recipient="user", correlation_id=cid, reason=(
+                f"{loop}, so another hand-off (of at most {swarm.max_handoffs}) would not get the work done; the "
+                f"turn stops here and a person takes over; chain: {path}")))
         await journal.post(Blocker(sender=frame["agent"], recipient="user", correlation_id=cid,
                                    reason=f"circuit breaker: {why}; chain: {path}"))
         return Command(goto=END, update={
             "status": "escalated", "chain": chain, "frames": [], "returns": Overwrite([]), "active": chain[0],
             "result": f"Escalated to a person: {why} (chain: {path}). Nobody answered the request."})
+    seen = [*seen, sig]
     come_back = len(transfers) > 1 or any(t.come_back for t in transfers.values())
     await journal.post(*[TaskAssign(sender=frame["agent"], recipient=name, correlation_id=cid, round=turn,
                                     title=f"hand-off {len(chain) - 1} ({'come back' if come_back else 'hand over'}):"
@@ -241,13 +263,14 @@ async def _hand_off(runtime: Runtime[RunContext], swarm: Swarm, task: str, frame
     if len(transfers) > 1:
         sends = [Send(helper, HelperOrder(agent=name, task=task, request=t.request, caller=frame["agent"],
                                           reason=t.reason, turn=turn)) for name, t in transfers.items()]
-        return Command(goto=sends, update={"frames": frames, "chain": chain, "returns": Overwrite([])})
+        return Command(goto=sends, update={"frames": frames, "chain": chain, "handoffs": seen,
+                                           "returns": Overwrite([])})
     [(name, t)] = transfers.items()
     new = Frame(agent=name, request=t.request, caller=frame["agent"] if come_back else frame["caller"], kept=[],
                 results=[])
     frames = [*frames, new] if come_back else [*frames[:-1], new]
-    return Command(goto=me, update={"frames": frames, "chain": chain, "active": frames[0]["agent"],
-                                    "returns": Overwrite([])})
+    return Command(goto=me, update={"frames": frames, "chain": chain, "handoffs": seen,
+                                    "active": frames[0]["agent"], "returns": Overwrite([])})
 
 
 def helper(kit: Kit, overrides: Mapping[str, Any], *, me: str
@@ -299,7 +322,7 @@ def enter(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dic
         await scope.journal(runtime).post(TaskAssign(sender="user", recipient=first, correlation_id=f"turn-{turn}",
                                                      round=turn, title=f"turn {turn} starts with the {how}: {task}"))
         frame = Frame(agent=first, request=task, caller=None, kept=[], results=[])
-        return {"task": task, "turn": turn, "active": first, "chain": [first], "frames": [frame],
+        return {"task": task, "turn": turn, "active": first, "chain": [first], "handoffs": [], "frames": [frame],
                 "returns": Overwrite([]), "status": "working", "result": None}
 
     return start

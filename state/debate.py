@@ -13,8 +13,12 @@ from typing import Annotated, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
+from state.loops import STOP_ON_REPEAT
+
 DebateStatus = Literal["debating", "judging", "completed"]
-StopReason = Literal["converged", "round limit"]
+StopReason = Literal["converged", "round limit", "stalemate"]
+"""Why the debate stopped: enough agreement, `max_rounds`, or a round whose stances repeat an earlier rebuttal
+round's (loop detection: another round would repeat it too)."""
 BUILT_IN_JUDGE = "judge"
 """The judge's agent name when no team role is named to judge (served by the 'reviewer' model role)."""
 
@@ -31,6 +35,8 @@ class DebateSettings(BaseModel):
         default=1.0, gt=0.5, le=1.0,
         description="Share of debaters holding the leading stance that ends the debate early (1.0: all agree).")
     judge: str | None = Field(default=None, description="The role that judges; None: troupe's own judge.")
+    stop_on_repeat: bool = Field(default=True, description=STOP_ON_REPEAT + " Here: from round 3 on, a round whose "
+                                 "stances are those of an earlier rebuttal round (nobody moved) ends the debate.")
 
     @field_validator("debaters", mode="before")
     @classmethod
@@ -128,6 +134,8 @@ class DebateState(TypedDict, total=False):
     task: str
     round: int
     positions: Annotated[dict[str, PositionRecord], merge_positions]
+    seen: list[str]
+    """The signature of each rebuttal round's stances (round 2 first; `state.loops`), for loop detection."""
     stop: StopReason
     judgement: JudgementRecord | None
     status: DebateStatus

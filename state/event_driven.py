@@ -2,8 +2,9 @@
 
 The checkpointed state holds plain dicts only (no serializer allow-list needed) and stays bounded by
 `max_events`: the queue of pending events (each with a short cause chain), the events in flight, the
-handlers' latest reports (cleared by the dispatcher each round), the ids handled per topic and the dead
-letters. Every event, delivery and handling is a protocol message in the journal.
+handlers' latest reports (cleared by the dispatcher each round), the ids handled per topic, the dead
+letters and the count of publications dropped as loops. Every event, delivery and handling is a protocol
+message in the journal.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
+from state.loops import STOP_ON_REPEAT
 from state.roles import Team
 
 EventStatus = Literal["running", "completed"]
-StopReason = Literal["quiet", "max_events"]
+StopReason = Literal["quiet", "max_events", "loop"]
+"""Why the run ended: nothing left to deliver; `max_events` reached (later publications dropped); or quiet once
+publications that repeated an event of their own cause chain were dropped (loop detection)."""
 TOPIC = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 PAYLOAD_CHARS = 400
 """An event's payload is a short text; longer work goes to the handler's artifact."""
@@ -37,6 +41,8 @@ class EventSettings(BaseModel):
     max_events: int = Field(default=50, ge=1, le=1000, description=(
         "Events published at most in one run (the task included); later publications are dropped and reported."))
     handler_timeout: float = Field(default=120.0, gt=0, description="Seconds one attempt of one handler may take.")
+    stop_on_repeat: bool = Field(default=True, description=STOP_ON_REPEAT + " Here: a publication equal to an event "
+                                 "of its own cause chain (the same topic and payload) is dropped: the cycle ends.")
 
     @field_validator("subscriptions")
     @classmethod
@@ -153,6 +159,7 @@ class Routing:
     initial_topic: str
     max_events: int
     handler_timeout: float
+    stop_on_repeat: bool = True
 
     def subscribers(self, topic: str) -> list[str]:
         return [role for role, topics in self.subscriptions.items() if topic in topics]
@@ -198,6 +205,8 @@ class EventState(TypedDict, total=False):
     """The last sequence number given per topic."""
     published: int
     dropped: int
+    looped: int
+    """Publications dropped because they repeated an event of their own cause chain."""
     handled: dict[str, list[str]]
     """Topic -> ids of its events delivered to every subscriber, in order."""
     dead_letters: list[DeadLetter]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from state.loops import STOP_ON_REPEAT
 from state.team import TeamState
 
 
@@ -39,9 +40,13 @@ class ParallelSettings(BaseModel):
     max_concurrency: int = Field(default=4, ge=1, description="Agents at work at the same time (one wave).")
     agent_timeout: float = Field(default=120.0, gt=0, description="Seconds one attempt of one agent may take.")
     review: bool = Field(default=False, description="Send each part's artifact to the reviewer before synthesis.")
+    stop_on_repeat: bool = Field(default=True, description=STOP_ON_REPEAT + " Here (with review on): a part the "
+                                 "reviewer sends back with the same unmet criteria as the round before fails at once.")
 
 
 class ParallelState(TeamState, total=False):
-    """The team's state plus the number of waves dispatched so far."""
+    """The team's state plus the number of waves dispatched so far and, per part sent back by the reviewer, the
+    signature of that verdict (`state.loops`): the same verdict again is a loop."""
 
     wave: int
+    verdicts: dict[str, str]

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from state.loops import STOP_ON_REPEAT
 from state.plan import PlannedTask
 from state.roles import Team, TeamError, dotted
 from state.team import TeamState
 
 Loc = tuple[str | int, ...]
+V = TypeVar("V")
 
 
 class SequentialSettings(BaseModel):
@@ -37,6 +39,8 @@ class SequentialSettings(BaseModel):
         default_factory=dict, description="Stage -> its acceptance criteria (default: derived from its role).")
     max_rounds: int = Field(default=2, ge=1, le=10, description="Verdicts one check gives: a failing verdict before "
                                                                "the last sends the work back; the last is final.")
+    stop_on_repeat: bool = Field(default=True, description=STOP_ON_REPEAT + " Here: a check that fails with the "
+                                 "same findings as its previous verdict is final at once (the stage is flagged).")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Pipeline:
     needs: dict[str, tuple[str, ...]]
     criteria: dict[str, list[str]]
     max_rounds: int
+    stop_on_repeat: bool = True
 
     def id(self, stage: str) -> str:
         """The stage's task id: 'S1' for the first stage."""
@@ -87,7 +92,7 @@ def resolve(team: Team, settings: SequentialSettings, keywords: Collection[str] 
         wanted = settings.needs.get(stage, list(stages[i - 1:i]))
         needs[stage] = tuple(s for s in stages if s in wanted or s == checks.get(stage))
     return Pipeline(stages=stages, checks=dict(checks), needs=needs, criteria=dict(settings.criteria),
-                    max_rounds=settings.max_rounds)
+                    max_rounds=settings.max_rounds, stop_on_repeat=settings.stop_on_repeat)
 
 
 def _earlier(where: Callable[[Loc], str], stages: tuple[str, ...], loc: Loc, stage: str, earlier: list[str],
@@ -115,15 +120,17 @@ def _error(where: Callable[[Loc], str], loc: Loc, message: str) -> TeamError:
     return TeamError(f"{where(loc)}: {message}")
 
 
-def merge_counts(left: dict[str, int] | None, right: dict[str, int]) -> dict[str, int]:
-    """Reducer: each check reports its own count."""
+def merge_counts(left: dict[str, V] | None, right: dict[str, V]) -> dict[str, V]:
+    """Reducer: each check reports its own count (or verdict)."""
     return {**(left or {}), **right}
 
 
 class SequentialState(TeamState, total=False):
-    """The hierarchical state's keys (the stages are the plan's tasks, in order) plus each check's verdict count."""
+    """The hierarchical state's keys (the stages are the plan's tasks, in order) plus each check's verdict count
+    and the signature of its latest failing verdict (`state.loops`; "" after a pass)."""
 
     check_rounds: Annotated[dict[str, int], merge_counts]
+    verdicts: Annotated[dict[str, str], merge_counts]
 
 
 class CheckOrder(TypedDict):
@@ -133,6 +140,8 @@ class CheckOrder(TypedDict):
     target: PlannedTask
     path: str
     round: int
+    last_verdict: str
+    """The signature of this check's previous failing verdict ("" if none): the same again is a loop."""
 
 
 class StageCheck(BaseModel):

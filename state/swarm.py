@@ -1,7 +1,8 @@
 """The swarm pattern's state and settings: who is active, the hand-off chain, each agent's scoped channel.
 
 The checkpointed state holds the active agent (remembered across turns of a thread), this turn's hand-off
-chain (at most `max_handoffs + 1` names), the stack of frames (one per agent that handed work on and wants
+chain (at most `max_handoffs + 1` names) and a short signature of each of its hand-offs (loop detection), the
+stack of frames (one per agent that handed work on and wants
 it back: the hand-off payload, the outputs of its own tool calls, the results peers returned) and the
 final result. Transcripts never enter the state: each agent's turn sees its frame only, the journal keeps
 the record. Only plain dicts (TypedDicts) and str appear in checkpoints: no allow-list entry is needed.
@@ -16,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
+from state.loops import STOP_ON_REPEAT
 from state.roles import Team, TeamError
 
 SwarmStatus = Literal["working", "completed", "escalated", "failed"]
@@ -103,6 +105,8 @@ class SwarmState(TypedDict, total=False):
     """The agent that has the conversation: where the next turn of the thread starts."""
     chain: list[str]
     """This turn's hand-off chain: the agent it started with, then each hand-off's target(s) ('qa+backend')."""
+    handoffs: list[str]
+    """The signature of each of this turn's hand-offs (who, to whom, which request; `state.loops`), in order."""
     frames: list[Frame]
     returns: Annotated[list[PeerResult], operator.add]
     """Results of peers handed work in parallel (their join); emptied by the agent that reads them."""
@@ -120,6 +124,9 @@ class SwarmSettings(BaseModel):
                                                         "first peer).")
     max_handoffs: int = Field(default=8, ge=1, le=50, description="Hand-offs one turn may make before the circuit "
                                                                   "breaker stops it.")
+    stop_on_repeat: bool = Field(default=True, description=STOP_ON_REPEAT + " Here: a hand-off that repeats one of "
+                                 "the turn's earlier hand-offs (the same agent, peers and request), or a pair handing "
+                                 "the work back and forth, trips the circuit breaker at once.")
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Swarm:
     peers: dict[str, tuple[str, ...]]
     entry: str
     max_handoffs: int
+    stop_on_repeat: bool = True
 
     @classmethod
     def of(cls, team: Team, settings: SwarmSettings) -> Swarm:
@@ -145,7 +153,8 @@ class Swarm:
             raise TeamError(f"{team.where('patterns', 'swarm', 'entry')}: entry {entry!r} is not a peer "
                             f"(peers: {', '.join(names)})")
         peers = {n: tuple(dict.fromkeys([*team.role(n).capabilities, n.replace("_", " ")])) for n in names}
-        return cls(peers=peers, entry=entry, max_handoffs=settings.max_handoffs)
+        return cls(peers=peers, entry=entry, max_handoffs=settings.max_handoffs,
+                   stop_on_repeat=settings.stop_on_repeat)
 
 
 def loop_in(chain: list[str]) -> list[str] | None:

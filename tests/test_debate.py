@@ -97,6 +97,41 @@ def test_a_contrary_debater_forces_the_round_limit(db: Path, ctx: RunContext) ->
     assert max(sizes) < 8_000, sizes
 
 
+@pytest.mark.parametrize("stop_on_repeat", [True, False])
+def test_a_stalemate_ends_the_debate_before_the_round_limit(db: Path, ctx: RunContext, stop_on_repeat: bool) -> None:
+    """Backend stays contrary and the others hold: from round 2 on nothing moves. Round 3 repeating round 2 is a
+    loop, so the judge decides then, not after the 6 rounds allowed; with loop detection off the debate spins on."""
+    ctx.fail = {"backend": "disagree"}
+    team = Team.model_validate({**_software(), "patterns": {"debate": {"max_rounds": 6,
+                                                                       "stop_on_repeat": stop_on_repeat}}})
+
+    async def go(runner: Runner) -> Any:
+        thread = f"stalemate-{stop_on_repeat}"
+        outcome = await runner.start("debate", QUESTION, ctx, team=team, thread_id=thread)
+        return outcome, [m.model_dump(mode="json") for m in await runner.journal(thread)]
+
+    outcome, messages = with_runner(db, go)
+    rounds = positions_by_round(messages)
+    tallies = [m["label"] for m in messages if m["sender"] == "moderator" and m["kind"] == "CHECKPOINT"
+               and m["correlation_id"].startswith("round-")]
+    values = outcome.values
+    assert outcome.status == "completed" and values["judgement"]["winning_stance"] == rounds[2]["architect"]
+    if not stop_on_repeat:
+        assert list(rounds) == [1, 2, 3, 4, 5, 6] and tallies == ["another round"] * 5 + ["round limit"]
+        assert values["stop"] == "round limit" and "seen" not in values
+        return
+    assert list(rounds) == [1, 2, 3] and rounds[3] == rounds[2]  # 9 debater turns, not 18
+    assert tallies == ["another round", "another round", "loop detected"]
+    [loop] = [m for m in messages if m.get("label") == "loop detected"]
+    assert (loop["sender"], loop["recipient"], loop["correlation_id"]) == ("moderator", "judge", "round-3")
+    held = ", ".join(f"{d} '{rounds[3][d]}'" for d in DEFAULT_PANEL)
+    assert loop["note"].startswith(f"stalemate: round 3's stances are round 2's again ({held});")
+    assert "nobody moved after the critiques, so another round (of at most 6) would repeat it" in loop["note"]
+    assert values["stop"] == "stalemate" and values["round"] == 3 and len(values["seen"]) == 1
+    assert "3 round(s); stopped: stalemate" in values["result"]
+    assert messages[-1]["sender"] == "judge" and messages[-1]["label"].startswith("decision: ")
+
+
 def test_converge_at_a_majority_stops_the_same_debate_after_round_one(db: Path, ctx: RunContext) -> None:
     ctx.fail = {"backend": "disagree"}
     team = Team.model_validate({**_software(), "patterns": {"debate": {"converge_at": 0.6, "max_rounds": 5}}})

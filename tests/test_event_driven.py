@@ -18,6 +18,7 @@ from graphs.runtime import Runner, serializer
 from nodes.teams import load_team
 from state.context import RunContext
 from state.roles import Team, TeamError
+from tools.journal import read_messages
 
 INCIDENT = "A customer reports that checkout is down"
 # The default subscriptions of the software team: role i handles the topics of roles i-2 and i-1.
@@ -146,6 +147,41 @@ def test_max_events_bounds_the_run_and_says_so(ctx: RunContext, tmp_path: Path) 
     assert graph.get_state(config).values["stop"] == "max_events" and out["status"] == "completed"
     assert out["handled"] == {"task": ["E1"], "design": ["E2"], "persistence": ["E3"]}
     assert "max_events hit: 2 later publication(s) dropped" in out["result"]
+
+
+@pytest.mark.parametrize("stop_on_repeat", [True, False])
+def test_an_event_that_repeats_its_cause_chain_is_dropped_and_the_cycle_ends(ctx: RunContext, stop_on_repeat: bool
+                                                                            ) -> None:
+    """architect objects to every event on 'design'; backend answers on 'backend', which architect handles: a cycle.
+    The second objection equals E2 in its own cause chain, so it is dropped and the run goes quiet after 3 events
+    instead of running to max_events (10)."""
+    ctx.fail = {"architect": "disagree"}
+    graph = event_driven.build(team="software", subscriptions={"architect": ["task", "backend"], "backend": ["design"]},
+                               max_events=10, stop_on_repeat=stop_on_repeat).compile(
+        checkpointer=InMemorySaver(serde=serializer()), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "cycle"}}
+    out = asyncio.run(graph.ainvoke({"task": INCIDENT}, config, context=ctx))
+    values = graph.get_state(config).values
+    messages = [m.model_dump(mode="json") for m in asyncio.run(read_messages(graph.store, "cycle"))]
+    events = [(m["correlation_id"], m["topic"], m["sender"]) for m in kinds(messages, "EVENT")]
+    loops = [m for m in kinds(messages, "CHECKPOINT") if m["label"] == "loop detected"]
+    assert out["status"] == "completed" and out["dead_letters"] == []
+    if not stop_on_repeat:  # only the bound stops it
+        assert len(events) == 10 and values["stop"] == "max_events" and not loops and values["looped"] == 0
+        assert [t for _, t, _ in events[1:]] == ["design", "backend"] * 4 + ["design"]
+        return
+    assert events == [("E1", "task", "user"), ("E2", "design", "architect"), ("E3", "backend", "backend")]
+    [loop] = loops
+    assert (loop["sender"], loop["recipient"], loop["correlation_id"]) == ("broker", "architect", "E3")
+    assert loop["note"] == ("architect published on 'design' what E2 already said in its cause chain (E1 (task) -> "
+                            "E2 (design) -> E3 (backend)): dropped, since delivering it would start the same cycle "
+                            "again")
+    assert sum(len(v) for v in deliveries(messages).values()) == 3  # three handler calls, not ten
+    assert values["stop"] == "loop" and values["looped"] == 1 and values["published"] == 3
+    assert out["handled"] == {"task": ["E1"], "design": ["E2"], "backend": ["E3"]}
+    assert "Stopped: loop detected: 1 publication(s) that repeated an event of their own cause chain were dropped" \
+        in out["result"]
+    assert kinds(messages, "CHECKPOINT")[-1]["label"] == "loop"  # the report's reason to stop
 
 
 def test_bad_subscriptions_fail_with_the_file_and_line(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from langgraph.store.memory import InMemoryStore
 
 from graphs import parallel
 from graphs.runtime import Runner, serializer
+from nodes import offline_model
 from nodes.fanout import assign
 from nodes.offline_parallel import items_of
 from nodes.teams import load_team
@@ -138,6 +139,41 @@ def test_review_is_a_setting_and_reviewers_count_against_the_cap(db: Path, ctx: 
     assert verdicts == {(t, ok): 1 for t in ("T1", "T2", "T3") for ok in (False, True)}
     assert max(sum(n in ("work", "review") for n in s.next) for s in history) == 2
     assert not any(m.kind == Kind.PROGRESS and "without review" in m.note for m in messages)
+
+
+def stubborn_reviewer(brief: dict[str, Any], play: Any) -> dict[str, Any]:
+    """A reviewer that asks for the same change every round, whatever the worker does (a stubborn model)."""
+    return {"approved": False, "unmet_criteria": ["Cites a source for every price"],
+            "feedback": "Not addressed yet: Cites a source for every price"}
+
+
+@pytest.mark.parametrize("stop_on_repeat", [True, False])
+def test_a_part_sent_back_with_the_same_verdict_twice_fails_at_once(
+        db: Path, ctx: RunContext, monkeypatch: pytest.MonkeyPatch, stop_on_repeat: bool) -> None:
+    monkeypatch.setitem(offline_model.STRUCTURED, "ReviewVerdict", stubborn_reviewer)
+    ctx.max_review_rounds = 5
+    team = analysts(review=True, stop_on_repeat=stop_on_repeat)
+    outcome, messages, _ = run(db, COMPARE, ctx, team, f"stubborn-{stop_on_repeat}")
+    board = outcome.values["board"]
+    rounds = 2 if stop_on_repeat else 5  # the second identical verdict stops it, not the bound
+    assert outcome.status == "completed"
+    assert {k: (r.status, r.round) for k, r in board.items()} == {t: ("failed", rounds) for t in ("T1", "T2", "T3")}
+    assert Counter(m.correlation_id for m in messages if m.kind == Kind.REVIEW_RESULT) == {
+        t: rounds for t in ("T1", "T2", "T3")}
+    assert Counter(m.correlation_id for m in messages if m.kind == Kind.TASK_ASSIGN) == {
+        t: rounds for t in ("T1", "T2", "T3")}
+    loops = [m for m in messages if m.kind == Kind.CHECKPOINT and m.label == "loop detected"]
+    if not stop_on_repeat:
+        assert not loops and board["T1"].reason.startswith("still unresolved after 5 rounds")
+        return
+    why = "the reviewer sent it back in round 2 with the same unmet criteria as in round 1: Cites a source for " \
+          "every price"
+    assert [(m.sender, m.recipient, m.correlation_id) for m in loops] == [
+        ("supervisor", f"analyst_{i}", f"T{i}") for i in (1, 2, 3)]
+    assert all(m.note == f"{why}; another round (of at most 5) would repeat it, so {m.correlation_id} fails now"
+               for m in loops)
+    assert all(r.reason == why for r in board.values())
+    assert f"- T1: {why}" in outcome.values["result"].split("## Open items")[1]
 
 
 def test_settings_come_from_the_team_file_then_build_keywords(ctx: RunContext) -> None:

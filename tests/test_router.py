@@ -141,6 +141,21 @@ def test_a_request_with_two_parts_is_handed_on_at_most_max_hops_times(db: Path, 
     assert notes(messages, "routing done") == ["no hand-on: max_hops (0) reached"]
 
 
+def test_a_router_that_sends_the_request_back_to_a_route_already_asked_is_stopped(db: Path, ctx: RunContext) -> None:
+    """The router asks billing again after billing and technical answered: the same question to the same specialist.
+    The routing ends there (built in: a hand-on goes only to routes not asked yet), and the journal says why."""
+    ctx.fail = {"router": "disagree"}  # it routes to the runner-up, then sends the request back to the first route
+    outcome, messages = run(db, ctx, COMPOUND, "again", team=support(max_hops=3))
+    hops = outcome.values["hops"]
+    assert [(h["id"], h["route"], h["round"]) for h in hops] == [("A1", "billing", 1), ("A2", "technical", 1)]
+    assert [to for to, _ in assigned(messages)] == ["billing", "technical"]  # 2 specialists asked, nobody twice
+    assert notes(messages, "loop detected") == [
+        "the router named billing (0.80: billing should look at it again), which was already asked this request "
+        "(A1): asking it again would repeat that hop, so the routing is done"]
+    assert not notes(messages, "handed on") and not notes(messages, "routing done")
+    assert outcome.status == "completed" and notes(messages, "answers merged")
+
+
 @pytest.mark.parametrize(("fail", "expect"), [
     ({"router": "malformed"}, "keyword routing (charge, subscription): the router failed (unusable answer"),
     ({"router": "lie"}, "no keyword of sales in the request, but 'charge', 'subscription' of billing"),

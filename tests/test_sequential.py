@@ -101,8 +101,9 @@ def test_a_check_sends_the_work_back_to_the_named_stage_and_the_later_stages_run
 @pytest.mark.parametrize("max_rounds", [1, 3])
 def test_at_the_round_bound_the_run_goes_on_and_the_result_says_what_is_still_flagged(
         ctx: RunContext, db: Path, max_rounds: int) -> None:
-    ctx.fail = {"editor": "disagree"}  # the editor never passes the writer's work
-    team = WRITERS.model_copy(update={"patterns": {"sequential": {"max_rounds": max_rounds}}})
+    ctx.fail = {"editor": "disagree"}  # the editor never passes the writer's work, with the same dispute each time
+    # Loop detection off (the team file's setting): only the round bound stops the check.
+    team = WRITERS.model_copy(update={"patterns": {"sequential": {"max_rounds": max_rounds, "stop_on_repeat": False}}})
 
     async def go(runner: Runner) -> tuple[Any, list[AnyMessage]]:
         return await runner.start("sequential", BLOG, ctx, team=team, thread_id="bound"), await runner.journal("bound")
@@ -118,6 +119,36 @@ def test_at_the_round_bound_the_run_goes_on_and_the_result_says_what_is_still_fl
     flagged = outcome.values["result"].split("## Still flagged")[1]
     assert f"S3 writer (still flagged by editor after {max_rounds} rounds): editor disputes" in flagged
     assert "S3 writer" in (outcome.info.workspace / "SUMMARY.md").read_text().split("## Still flagged")[1]
+    assert not any(m.kind == Kind.CHECKPOINT and m.label == "loop detected" for m in messages)
+
+
+@pytest.mark.parametrize(("flaw_rate", "stopped_at"), [(0.0, 2), (1.0, 3)])
+def test_a_check_that_repeats_its_verdict_is_final_at_once(ctx: RunContext, flaw_rate: float, stopped_at: int
+                                                           ) -> None:
+    """The stubborn editor disputes the same criterion every round: once its findings repeat, another round is
+    pointless. A flawed first draft gets a different verdict first ('Not addressed: ...'), so one round more."""
+    ctx.fail, ctx.draft_flaw_rate = {"editor": "disagree"}, flaw_rate
+    state, messages = run(ctx, "repeat", max_rounds=6)
+    verdicts = [m for m in messages if m.kind == Kind.REVIEW_RESULT]
+    assert [(m.correlation_id, m.approved, m.round) for m in verdicts] == [
+        ("S3", False, n) for n in range(1, stopped_at + 1)]  # not the 6 the bound allows
+    assert verdicts[-1].unmet_criteria == verdicts[-2].unmet_criteria
+    assert (verdicts[0].unmet_criteria == verdicts[-1].unmet_criteria) == (stopped_at == 2)
+    assert [r for s, r in assigned(messages) if s == "S3"] == list(range(1, stopped_at + 1))
+    [loop] = [m for m in messages if m.kind == Kind.CHECKPOINT and m.label == "loop detected"]
+    why = f"still flagged by editor after {stopped_at} rounds: round {stopped_at}'s verdict repeats round " \
+          f"{stopped_at - 1}'s"
+    assert (loop.sender, loop.correlation_id) == ("editor", "S3") and loop.note.startswith(why)
+    assert "another round (of at most 6) would not change it" in loop.note
+    assert not any(m.kind == Kind.CHECKPOINT and m.label == "max rounds reached" for m in messages)
+    assert state["status"] == "completed" and state["board"]["S4"].status == TaskStatus.DONE
+    assert f"- S3 writer ({why}): editor disputes" in state["result"].split("## Still flagged")[1]
+    assert len(state["verdicts"]["S4"]) == 12  # the checkpoint keeps a short signature, not the findings
+
+    # build(stop_on_repeat=False): the same run spins to the bound.
+    state, messages = run(ctx, "spin", max_rounds=6, stop_on_repeat=False)
+    assert [m.round for m in messages if m.kind == Kind.REVIEW_RESULT] == [1, 2, 3, 4, 5, 6]
+    assert not any(m.kind == Kind.CHECKPOINT and m.label == "loop detected" for m in messages)
 
 
 def test_a_garbage_verdict_or_a_failed_stage_is_reported_not_fatal(ctx: RunContext) -> None:

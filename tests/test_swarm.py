@@ -100,8 +100,39 @@ def test_a_two_agent_loop_is_broken_with_the_chain_journaled(ctx: RunContext) ->
     [blocker] = [m for m in messages if m.kind == Kind.BLOCKER]
     assert blocker.reason == ("circuit breaker: architect and backend keep handing the work back and forth; "
                               "chain: architect -> backend -> architect -> backend")
+    [loop] = [m for m in messages if m.kind == Kind.CHECKPOINT and m.label == "loop detected"]
+    assert messages.index(loop) == messages.index(blocker) - 1 and loop.sender == "architect"
+    assert loop.note.startswith("architect and backend keep handing the work back and forth, so another hand-off (of "
+                                "at most 8) would not get the work done")
     assert "Escalated to a person" in out["result"] and out["active"] == "architect"
     assert not any(m.kind == Kind.ARTIFACT for m in messages)  # broken early, not spun to the recursion limit
+
+
+CIRCLE = ["architect", "backend", "qa"]
+
+
+@pytest.mark.parametrize("stop_on_repeat", [True, False])
+def test_a_hand_off_that_repeats_an_earlier_one_trips_the_breaker(ctx: RunContext, stop_on_repeat: bool) -> None:
+    """Three peers that each confidently say "clearly yours" pass the same request round a circle, which no pair
+    shows: the fourth hand-off repeats the first, so the breaker trips there, not at max_handoffs (8)."""
+    ctx.fail = dict.fromkeys(CIRCLE, "lie")
+    graph = swarm(peers=CIRCLE, stop_on_repeat=stop_on_repeat)
+    [out], messages = turns(graph, ctx, "circle", FOLLOW_UP)
+    assert out["status"] == "escalated" and out["result"].startswith("Escalated to a person")
+    moves = [(s, r) for s, r, _ in handoffs(messages)]
+    [blocker] = [m for m in messages if m.kind == Kind.BLOCKER]
+    loops = [m for m in messages if m.kind == Kind.CHECKPOINT and m.label == "loop detected"]
+    if not stop_on_repeat:  # only the bound stops it: 8 hand-offs round the circle, the 9th trips the breaker
+        assert len(moves) == 8 and len(out["chain"]) == 10 and not loops
+        assert "more than max_handoffs (8) hand-offs" in blocker.reason
+        return
+    assert out["chain"] == ["architect", "backend", "qa", "architect", "backend"]
+    assert moves == [("architect", "backend"), ("backend", "qa"), ("qa", "architect")]  # the 4th is not carried out
+    why = "hand-off 4 repeats hand-off 1: architect hands backend the same request again"
+    assert [m.note.split(", so ")[0] for m in loops] == [why]
+    assert blocker.reason == f"circuit breaker: {why}; chain: architect -> backend -> qa -> architect -> backend"
+    state = asyncio.run(graph.aget_state({"configurable": {"thread_id": "circle"}})).values
+    assert len(state["handoffs"]) == 3 and all(len(h) == 12 for h in state["handoffs"])  # short signatures only
 
 
 def test_max_handoffs_bounds_a_chain(ctx: RunContext) -> None:
