@@ -1,4 +1,4 @@
-"""The `troupe` command: run, resume, approve, list and inspect durable team runs."""
+"""The `troupe` command: run, resume, approve, amend, list and inspect durable team runs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any, NoReturn
 
 from pydantic_core import to_jsonable_python
 
-from graphs.console import Feed, approval_text, describe, id_width
+from graphs.console import Feed, approval_text, ask, describe, id_width, read_edit
 from graphs.registry import PATTERNS, builder
-from graphs.runtime import Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
+from graphs.runtime import REPLAN_GATES, Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
 from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
 from nodes.offline_model import MODES, OFFLINE_LABEL
@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.handler in (_run, _resume, _approve) and (warning := ensure_reachable()):
+    if args.handler in (_run, _resume, _approve, _amend) and (warning := ensure_reachable()):
         print(f"troupe: {warning}", file=sys.stderr)
     try:
         return asyncio.run(args.handler(args))
@@ -68,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
     run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
     run.add_argument("--fail", action="append", default=[], metavar="AGENT=MODE",
-                     help="offline model, for tests and demos: make an agent or model role 'raise', 'timeout', "
-                     "'malformed', 'disagree' or 'lie' (':N': the first N tries only)")
+                     help=f"offline model, for tests and demos: make an agent or model role {_either(MODES)} "
+                     "(':N': the first N tries only)")
+    run.add_argument("--approve-plan", action="store_true", help="hierarchical runs: approve, edit or reject the "
+                     "plan before any worker starts")
     run.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
     _approval_flags(run)
     run.set_defaults(handler=_run)
@@ -86,7 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("thread")
     approve.add_argument("--reject", action="store_true", help="reject instead of approving")
     approve.add_argument("--comment", default="", help="a note for the team")
+    approve.add_argument("--edit", type=Path, metavar="FILE", help="YAML or JSON: at a plan gate the changed plan, "
+                         "at an escalation the subtask fields to change (then retried)")
     approve.set_defaults(handler=_approve, approval="hold")
+
+    amend = sub.add_parser("amend", help="add to a hierarchical run's scope: troupe amend THREAD TEXT")
+    amend.add_argument("thread")
+    amend.add_argument("text", help="what to add, e.g. \"Also add OAuth login\"")
+    _approval_flags(amend)
+    amend.set_defaults(handler=_amend)
 
     runs = sub.add_parser("runs", help="list runs with their status")
     runs.set_defaults(handler=_runs)
@@ -125,6 +135,12 @@ def _approval_flags(p: argparse.ArgumentParser) -> None:
     p.set_defaults(approval=None)
 
 
+def _either(words: tuple[str, ...]) -> str:
+    """The words quoted, as "'a', 'b' or 'c'"."""
+    quoted = [repr(w) for w in words]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+
+
 def _models(specs: list[str]) -> tuple[str | None, dict[str, str]]:
     """`--model` values: the default spec (if one was given) and per-role specs."""
     default, models = None, {}
@@ -149,7 +165,7 @@ def _context(args: argparse.Namespace) -> RunContext:
             raise TroupeError(f"--fail {who}={mode}: the mode is one of {', '.join(MODES)}, optionally ':N'")
     ctx = RunContext(team=args.team or RunContext.team, model=default, models=models, seed=args.seed,
                      latency=args.latency, max_review_rounds=args.max_review_rounds, fail=fail,
-                     base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"))
+                     base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), approve_plan=args.approve_plan)
     if args.workspace_root:
         ctx.workspace_root = args.workspace_root
     return ctx
@@ -185,10 +201,32 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _approve(args: argparse.Namespace) -> int:
-    decision = Decision(approved=not args.reject, comment=args.comment, by="human")
+    edit = read_edit(args.edit) if args.edit else None
+    decision = Decision(approved=not args.reject, comment=args.comment, by="human", edit=edit)
     async with Runner.open(args.db or default_db()) as runner:
         feed = Feed()
         return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
+
+
+_GATES = {"plan": "its plan gate", "approval": "its final approval gate", "authorize": "a subtask's approval gate",
+          "escalation": "an escalation"}
+
+
+async def _amend(args: argparse.Namespace) -> int:
+    async with Runner.open(args.db or default_db()) as runner:
+        outcome = await runner.amendable(args.thread, args.text)
+        feed, thread, gate = Feed(), outcome.info.thread_id, outcome.gate
+        if gate in REPLAN_GATES:
+            feed.line(f"amendment recorded; the run was waiting at {_GATES[gate]}: it replans now")
+            return await _guarded(runner, args, feed, runner.amend(thread, args.text, listener=feed))
+        await runner.amend(thread, args.text)
+        if gate is not None:
+            feed.line(f"amendment recorded; the run waits at {_GATES.get(gate, gate)} and plans it after that answer: "
+                      f"`troupe approve {thread}`")
+        else:
+            feed.line("amendment recorded; a run going on in another process plans it at its next step, a stopped "
+                      f"one when resumed: `troupe resume {thread}`")
+        return 0
 
 
 def _models_in_use(ctx: RunContext, team: Team) -> str:
@@ -229,31 +267,42 @@ async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: A
 
 
 async def _settle(runner: Runner, outcome: Outcome, mode: str | None, feed: Feed) -> Outcome:
-    """Answer the approval gate: ask a person at a terminal, else approve automatically (saying so)."""
+    """Answer each gate: ask a person at a terminal; else approve (an escalation: skip it) and say so."""
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     while outcome.status == "awaiting_approval":
-        thread = outcome.info.thread_id
         print(approval_text(outcome.interrupt), flush=True)
         if mode == "hold":
             return outcome
         if mode == "auto" or not interactive:
             why = "--auto-approve" if mode == "auto" else "no terminal to ask (--await-approval stops here instead)"
-            feed.line(f"auto-approving: {why}")
-            decision = Decision(approved=True, comment="auto-approved", by="auto")
+            decision = _auto_answer(outcome, why, feed)
+        elif (asked := ask(outcome.interrupt, outcome.info.workspace)) is not None:
+            decision = asked
         else:
-            try:
-                answer = input("approve? [y/N] ").strip().lower()
-                comment = input("comment (optional): ").strip()
-            except EOFError:
-                return outcome
-            decision = Decision(approved=answer in ("y", "yes"), comment=comment, by="human")
-        outcome = await runner.approve(thread, decision, listener=feed)
+            return outcome
+        outcome = await runner.approve(outcome.info.thread_id, decision, listener=feed)
     return outcome
+
+
+def _auto_answer(outcome: Outcome, why: str, feed: Feed) -> Decision:
+    """Approve a gate, skip an escalation (no one can retry or edit it), saying which and why."""
+    if outcome.gate == "escalation":
+        which = ", ".join(t["id"] for t in outcome.interrupt.get("tasks", [])) or "the escalated subtask"
+        feed.line(f"auto-skipping {which}: {why}")
+        return Decision(approved=False, comment="no person to ask: skipped", by="auto")
+    feed.line(f"auto-approving{' the plan' if outcome.gate == 'plan' else ''}: {why}")
+    return Decision(approved=True, comment="auto-approved", by="auto")
 
 
 def _report(outcome: Outcome) -> None:
     info = outcome.info
-    if outcome.status == "awaiting_approval":
+    if outcome.gate == "plan":
+        print(f"\nwaiting for approval of the plan: `troupe approve {info.thread_id}` (or --reject, or --edit FILE "
+              "with the changed plan)")
+    elif outcome.gate == "escalation":
+        print(f"\nwaiting at an escalation: `troupe approve {info.thread_id}` retries, --reject skips, --edit FILE "
+              "changes the subtask, then retries")
+    elif outcome.status == "awaiting_approval":
         print(f"\nwaiting for approval: `troupe approve {info.thread_id}` (or --reject)")
     elif outcome.status in ("completed", "escalated", "failed") and outcome.values.get("result"):
         print(f"\n{outcome.values['result']}")

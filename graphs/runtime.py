@@ -37,6 +37,7 @@ from state.protocol import AnyMessage
 from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
 from state.team_file import read_team
+from tools.amendments import post_amendment
 from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
 
@@ -45,6 +46,12 @@ _FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "
                      "build", "create", "make", "write", "implement", "design", "develop"})
 THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
+REPLAN_GATES = ("approval", "plan")
+"""Interrupt kinds an amendment answers at once: the run replans instead of asking."""
+EDIT_GATES = ("plan", "escalation")
+"""Interrupt kinds whose answer may carry an edit."""
+PLAN_GATED = ("hierarchical", "teams")
+"""Patterns with a plan gate (`RunContext.approve_plan`)."""
 Listener = Callable[[str, Any], None]
 """Receives each streamed event as (stream mode, chunk)."""
 
@@ -109,6 +116,14 @@ class Outcome:
     interrupt_id: str | None = None
     """Which interrupt `interrupt` is: an answer goes to that one when several wait (sibling teams' gates)."""
 
+    @property
+    def gate(self) -> str | None:
+        """The kind of interrupt the run waits at: 'plan', 'authorize', 'escalation' or 'approval' (also when the
+        interrupt names no kind); None when it waits at none."""
+        if self.status != "awaiting_approval":
+            return None
+        return str(self.interrupt.get("kind", "approval")) if isinstance(self.interrupt, dict) else "approval"
+
 
 class Runner:
     """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`.
@@ -171,6 +186,9 @@ class Runner:
         task = task.strip()
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
+        if ctx.approve_plan and pattern not in PLAN_GATED:
+            raise TroupeError(f"a {pattern} run has no plan to approve: approve_plan (--approve-plan) works on "
+                              f"{' and '.join(PLAN_GATED)} runs and the recipes that run them")
         try:
             chosen = load_team(team if team is not None else ctx.team)
             kit = self._kit(chosen)
@@ -219,7 +237,41 @@ class Runner:
         outcome = await self.outcome(info)
         if outcome.status != "awaiting_approval":
             raise TroupeError(f"run {thread_id!r} is not waiting for approval (status: {outcome.status})")
+        if decision.edit is not None and outcome.gate not in EDIT_GATES:
+            raise TroupeError(f"run {thread_id!r} waits at its {outcome.gate} gate, which takes no edit: an edit "
+                              "answers a plan gate (a changed plan) or an escalation (subtask fields to change)")
         return await self._drive(info, Command(resume={outcome.interrupt_id: decision.model_dump()}), listener)
+
+    async def amendable(self, thread_id: str, text: str) -> Outcome:
+        """Where the run stands, if `text` can be added to its scope; else a TroupeError that says why not."""
+        if not text.strip():
+            raise TroupeError("the amendment is empty: say what to add, e.g. \"Also add OAuth login\"")
+        info = await self.info(thread_id)
+        if info.pattern != "hierarchical":
+            raise TroupeError(f"run {thread_id!r} is a {info.pattern} run: amend works on hierarchical runs and "
+                              "the recipes that run it")
+        outcome = await self.outcome(info)
+        if outcome.status in ("completed", "rejected"):
+            raise TroupeError(f"run {thread_id!r} is already {outcome.status}: start a new run with the addition")
+        if outcome.gate in REPLAN_GATES:
+            self._require_objects(info)
+        return outcome
+
+    async def amend(self, thread_id: str, text: str, *, listener: Listener | None = None) -> Outcome:
+        """Add `text` to a hierarchical run's scope: its supervisor decomposes it into new subtasks wired into the
+        plan, keeps finished work, and journals a REPLAN.
+
+        A run waiting at its plan gate or its final approval gate replans at once, and the outcome is where it
+        then stands. Otherwise the amendment waits in the run's inbox and the outcome is unchanged: a run going
+        on in another process plans it at its next step, a stopped one when resumed, one waiting at a subtask's
+        gate or an escalation after that answer.
+        """
+        outcome = await self.amendable(thread_id, text)
+        await post_amendment(self.store, thread_id, text.strip())
+        if outcome.gate in REPLAN_GATES:
+            return await self._drive(outcome.info, Command(resume={outcome.interrupt_id: {"amended": True}}),
+                                     listener)
+        return outcome
 
     async def info(self, thread_id: str) -> RunInfo:
         item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
@@ -238,7 +290,7 @@ class Runner:
             status = "awaiting_approval"
         elif errors:
             status = "failed"
-        elif snapshot.next or not snapshot.values:
+        elif snapshot.tasks or not snapshot.values:  # tasks left, done or not: its last step never finished
             status = "stopped"
         else:
             status = snapshot.values.get("status", "stopped")

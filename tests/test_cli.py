@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import TODO_TASK
 
+from nodes.offline_model import MODES
+
 
 def _one_line_error(result, *, code: int = 2) -> str:
     assert result.returncode == code, (result.stdout, result.stderr)
@@ -29,6 +31,12 @@ def _one_line_error(result, *, code: int = 2) -> str:
         (["resume", "ghost"], "no run with thread id 'ghost'"),
         (["show", "ghost"], "no run with thread id 'ghost'"),
         (["approve", "ghost"], "no run with thread id 'ghost'"),
+        (["approve", "ghost", "--edit", "no-such-plan.yaml"], "cannot read the edit file no-such-plan.yaml"),
+        (["amend", "ghost", "Also add OAuth login"], "no run with thread id 'ghost'"),
+        (["amend", "ghost", " "], "the amendment is empty"),
+        (["run", "sequential", TODO_TASK, "--approve-plan"], "a sequential run has no plan to approve: approve_plan "
+         "(--approve-plan) works on hierarchical and teams runs"),
+        (["run", "content", TODO_TASK, "--approve-plan"], "a sequential run has no plan to approve"),
         (["run"], "the following arguments are required: PATTERN|RECIPE, task"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
@@ -101,3 +109,8 @@ def test_a_run_that_failed_on_its_model_resumes_with_a_fixed_model(troupe) -> No
     assert "status: completed" in fixed.stdout
     shown = json.loads(troupe("show", "fixme", "--json").stdout)
     assert shown["context"]["model"] == "offline" and shown["status"] == "completed"
+
+
+def test_the_fail_help_names_every_offline_mode(troupe) -> None:
+    shown = " ".join(troupe("run", "--help").stdout.split())
+    assert all(f"'{mode}'" in shown for mode in MODES), shown
