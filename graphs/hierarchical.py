@@ -52,7 +52,7 @@ def build(
     kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
     overrides = {"approve_plan": approve_plan, "max_workers": max_workers, "fallback_model": fallback_model}
     # Bad settings fail the build (a team file's, with its line); a team's own reviewer gets the review requests.
-    found = supervisor.settings(kit, kit.team, overrides) if kit.team is not None else None
+    found = supervisor.check_settings(kit, kit.team, overrides) if kit.team is not None else None
     g = StateGraph(TeamState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
     g.add_node("plan", supervisor.planner(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,
                destinations=("plan_gate", "dispatch"))

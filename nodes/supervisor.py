@@ -91,6 +91,12 @@ def settings(kit: Kit, team: Team, overrides: Mapping[str, Any] | None = None) -
         if name not in names:
             raise TeamError(f"{team.where('patterns', 'hierarchical', *loc)}: no role {name!r} in team {team.name!r} "
                             f"(roles: {', '.join(names)})")
+    return found
+
+
+def check_settings(kit: Kit, team: Team, overrides: Mapping[str, Any] | None = None) -> HierarchicalSettings:
+    """The settings, checked once when the graph is built: roles named and the fallback model's provider."""
+    found = settings(kit, team, overrides)
     if found.fallback_model:
         try:
             check_spec(found.fallback_model)
@@ -172,8 +178,9 @@ def sizing(plan: Plan, max_workers: int) -> str:
     workers = min(width, max_workers)
     why = (f"the widest step has {width}, so more would idle" if width <= max_workers
            else f"capped at max_workers={max_workers}: {DIMINISHING}")
-    return (f"{len(plan.tasks)} subtasks, critical path {levels} steps: up to {workers} at once ({why}); "
-            f"expected speedup over one agent at most {len(plan.tasks) / levels:.1f}x")
+    steps = "1 step" if levels == 1 else f"{levels} steps"
+    return (f"{len(plan.tasks)} subtasks, critical path {steps}: up to {workers} at once ({why}); "
+            f"expected speedup over one agent at most {min(len(plan.tasks) / levels, workers):.1f}x")
 
 
 def signature(t: PlannedTask) -> str:

@@ -205,11 +205,11 @@ def test_the_plan_gate_approves_edits_and_rejects(db: Path, ctx: RunContext) -> 
 def test_team_size_follows_the_plan_and_the_cap(db: Path, ctx: RunContext) -> None:
     _, messages = run(db, ctx, INVEST, team="investment")
     [size] = replans(messages, "size")
-    assert "up to 5 at once" in size.reason
+    assert "critical path 1 step: up to 5 at once" in size.reason and "at most 5.0x" in size.reason
     capped = load_team("investment").model_copy(update={"patterns": {"hierarchical": {"max_workers": 2}}})
     _, messages = run(db, ctx, INVEST, team=capped, thread="capped")
     [size] = replans(messages, "size")
-    assert "up to 2 at once" in size.reason and "max_workers=2" in size.reason
+    assert "up to 2 at once" in size.reason and "max_workers=2" in size.reason and "at most 2.0x" in size.reason
     first_round = [m for m in messages if m.kind == Kind.TASK_ASSIGN]
     assert [m.correlation_id for m in first_round[:2]] == ["T1", "T2"]
 

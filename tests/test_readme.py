@@ -35,7 +35,8 @@ EXPECTED = {
     "tools=[word_count]) as r:": ["awaiting_approval ['researcher', 'writer']"],
     "agents=[editor]": ["T4 done"],
     'stubborn = RunContext(fail={"editor": "disagree"})': [
-        "completed", "- S3 writer (still flagged by editor after 2 rounds): editor disputes that it meets: Covers the "
+        "completed", "- S3 writer (still flagged by editor after 2 rounds: round 2's verdict repeats round 1's): "
+        "editor disputes that it meets: Covers the "
         "writing part of the task completely",
     ],
     'ctx = RunContext(fail={"analyst_2": "timeout"})': [
