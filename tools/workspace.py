@@ -3,11 +3,49 @@
 The tools are built once; each call finds its workspace in the config it is invoked with
 (`workspace_config(root)`), so the same tools serve troupe's workers and any agent a user brings
 into a team (give `WORKSPACE_TOOLS` to your agent, and its files land in the run's workspace).
+
+Confinement. Every error a path or the file system causes (a bad name, a missing file, a folder
+where a file was expected, a full disk, ...) is raised as a `ToolException`, which the tools turn
+into a tool message with `status="error"`: it goes back to the model, which can try another path;
+it never fails the task or stops the run. Files are reached without a check-then-use race: the
+workspace folder is opened once, and every folder below it is opened relative to its parent's
+descriptor with `O_NOFOLLOW` (created with `mkdir` relative to that descriptor when missing), so a
+folder swapped for a symbolic link mid-call is refused, not followed. `write_file` writes a
+temporary file in the target folder and renames it over the target (readers never see half a file,
+and a rename replaces a directory entry; it never writes through a link). Refused:
+
+- a target or any folder on the way that is a symbolic link (even one pointing inside the workspace);
+- a target with more than one hard link (`st_nlink > 1`), for writing and for reading: it may be a
+  file outside the workspace linked in;
+- a target that is not a regular file (a folder, a FIFO, a device) for reading, and a folder for writing.
+
+Names. A path is relative to the workspace and uses "/" between folders. Normalized (silently):
+empty components and "." ("./a//b.md" is "a/b.md"), and ".." that stays inside the workspace
+("docs/../a.md" is "a.md"; resolved by name only, never by following links). Refused, each with
+a message that says what to do instead:
+
+- an empty path, or one that names the workspace itself ("", ".", "a/..") or ends in "/";
+- absolute paths ("/etc/x"), ".." that leaves the workspace: "outside the workspace";
+- "~" or "~user" at the start (no home-folder expansion), URLs ("file://...", "http://..."),
+  Windows drives and backslashes ("C:\\\\x", "a\\\\b");
+- NUL and other control characters (U+0000-U+001F, U+007F);
+- a component longer than `MAX_NAME_BYTES` (255) bytes in UTF-8, or a path longer than
+  `MAX_PATH_BYTES` (4096) bytes.
+
+Files are UTF-8 text; content that cannot be encoded (lone surrogates) and files that are not
+UTF-8 are tool errors too. POSIX only (it relies on `dir_fd`, `O_NOFOLLOW` and `O_DIRECTORY`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +55,16 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 WORKSPACE_KEY = "troupe_workspace"
 """Config key (under 'configurable') that names the folder the workspace tools work in."""
 
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (one path component), in UTF-8 bytes: the limit of common file systems."""
+MAX_PATH_BYTES = 4096
+"""Longest path inside the workspace, in UTF-8 bytes (Linux's PATH_MAX)."""
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 def workspace_config(root: Path, config: RunnableConfig | None = None) -> RunnableConfig:
     """`config` with the workspace folder added, for invoking the workspace tools or an agent that uses them."""
@@ -24,16 +72,67 @@ def workspace_config(root: Path, config: RunnableConfig | None = None) -> Runnab
     return {**base, "configurable": {**base.get("configurable", {}), WORKSPACE_KEY: str(root)}}  # type: ignore[typeddict-item]
 
 
+def normalize(path: str) -> list[str]:
+    """The components of `path` inside the workspace (see the module's notes); a bad name raises ToolException."""
+    if not isinstance(path, str):
+        raise ToolException(f"path must be a string, not {type(path).__name__}")
+    _refuse_odd(path, _show(path))
+    return _components(path, _show(path))
+
+
+def _refuse_odd(path: str, shown: str) -> None:
+    """Refuse the whole-path forms a model might mean as something other than a workspace file."""
+    if not path.strip():
+        raise ToolException("empty path: give a file name relative to the workspace, such as 'notes/plan.md'")
+    if "\x00" in path:
+        raise ToolException(f"path {shown} contains a NUL byte: file names cannot contain one")
+    if _CONTROL.search(path):
+        raise ToolException(f"path {shown} contains a control character: use printable characters only")
+    if path.startswith("/"):
+        raise ToolException(f"path {shown} is outside the workspace: give a path relative to the workspace")
+    if path.startswith("~"):
+        raise ToolException(f"path {shown} starts with '~': there is no home folder here; "
+                            "give a path relative to the workspace")
+    if _URL.match(path):
+        raise ToolException(f"path {shown} is a URL: give a plain path relative to the workspace")
+    if _DRIVE.match(path) or "\\" in path:
+        raise ToolException(f"path {shown} is a Windows path: use '/' between folders, relative to the workspace")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise ToolException(f"path {shown} is longer than {MAX_PATH_BYTES} bytes: use a shorter path")
+    if path.endswith("/"):
+        raise ToolException(f"path {shown} names a folder: give a file name")
+
+
+def _components(path: str, shown: str) -> list[str]:
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ToolException(f"path {shown} is outside the workspace: '..' cannot leave it")
+            parts.pop()
+            continue
+        if len(part.encode()) > MAX_NAME_BYTES:
+            raise ToolException(f"path {shown}: the name {_show(part)} is longer than {MAX_NAME_BYTES} bytes; "
+                                "use a shorter name")
+        parts.append(part)
+    if not parts:
+        raise ToolException(f"path {shown} names the workspace folder itself: give a file name")
+    return parts
+
+
 def resolve(root: Path, path: str) -> Path:
-    """`path` inside `root`; anything that would escape the workspace is refused."""
-    target = (root / path).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise ToolException(f"path {path!r} is outside the workspace")
-    return target
+    """`path` inside `root`, by name only (no link is followed); anything that would escape is refused."""
+    return root.joinpath(*normalize(path))
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _show(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _root(config: RunnableConfig) -> Path:
@@ -43,22 +142,158 @@ def _root(config: RunnableConfig) -> Path:
     return Path(folder)
 
 
+def _problem(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+@contextmanager
+def _folder(root: Path, folders: list[str], shown: str, *, create: bool) -> Iterator[int]:
+    """A descriptor of the folder `root/folders...`, each step opened relative to the last without following links."""
+    try:
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the workspace itself is trusted
+    except FileNotFoundError as exc:
+        raise ToolException(f"no file {shown} in the workspace") from exc
+    except OSError as exc:
+        raise ToolException(f"the workspace folder cannot be opened: {_problem(exc)}") from exc
+    try:
+        for depth, name in enumerate(folders):
+            where = _show("/".join(folders[: depth + 1]))
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise ToolException(f"no file {shown} in the workspace") from None
+                try:
+                    os.mkdir(name, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile: opened (and checked) below
+                except OSError as exc:
+                    raise ToolException(f"cannot create folder {where}: {_problem(exc)}") from exc
+                child = _open_dir(name, fd, where)
+            except OSError as exc:
+                raise _not_a_folder(name, fd, where, exc) from exc
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_dir(name: str, fd: int, where: str) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=fd)
+    except OSError as exc:
+        raise _not_a_folder(name, fd, where, exc) from exc
+
+
+def _not_a_folder(name: str, fd: int, where: str, exc: OSError) -> ToolException:
+    try:
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode) or exc.errno == errno.ELOOP:
+        return ToolException(f"{where} is a symbolic link: links are not followed in the workspace; "
+                             "use a path without it")
+    if exc.errno == errno.ENOTDIR or (mode and not stat.S_ISDIR(mode)):
+        return ToolException(f"{where} is a file, not a folder: use another path")
+    return ToolException(f"cannot open folder {where}: {_problem(exc)}")
+
+
+def _check_target(st: os.stat_result, shown: str, *, writing: bool) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise ToolException(f"{shown} is a symbolic link: links are not followed in the workspace; use another name")
+    if stat.S_ISDIR(st.st_mode):
+        raise ToolException(f"{shown} is a folder, not a file: give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise ToolException(f"{shown} is not a regular file: use another name")
+    if st.st_nlink > 1:
+        verb = "overwritten" if writing else "read"
+        raise ToolException(f"{shown} has {st.st_nlink} hard links (it may be a file outside the workspace), "
+                            f"so it is not {verb}: use another name")
+
+
 def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, dict[str, str]]:
     """Write a UTF-8 text file in the workspace (creating folders), replacing any old content."""
     root = _root(config)
-    target = resolve(root, path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(content, encoding="utf-8")
-    rel = target.relative_to(root.resolve()).as_posix()
-    return f"wrote {len(content.encode())} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
+    parts = normalize(path)
+    rel = "/".join(parts)
+    shown = _show(rel)
+    try:
+        data = content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ToolException(f"the content for {shown} is not valid text ({exc.reason}): send valid UTF-8 text") from exc
+    name = parts[-1]
+    with _folder(root, parts[:-1], shown, create=True) as fd:
+        try:
+            old: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        except OSError as exc:
+            raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
+        if old is not None:
+            _check_target(old, shown, writing=True)
+        temp = f".troupe-{secrets.token_hex(8)}.tmp"
+        try:
+            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
+        except OSError as exc:
+            raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
+        try:
+            try:
+                if old is not None:
+                    os.fchmod(out, stat.S_IMODE(old.st_mode))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view):]
+            finally:
+                os.close(out)
+            # a rename replaces the name: whatever sits there now (even a link raced in) is never written through
+            os.rename(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            _unlink(temp, fd)
+            if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                raise ToolException(f"{shown} is a folder, not a file: give a file name") from exc
+            raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
+        except BaseException:
+            _unlink(temp, fd)
+            raise
+    return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
+
+
+def _unlink(name: str, fd: int) -> None:
+    with suppress(OSError):
+        os.unlink(name, dir_fd=fd)
 
 
 def read_file(path: str, config: RunnableConfig) -> str:
     """Read a UTF-8 text file from the workspace."""
-    target = resolve(_root(config), path)
-    if not target.is_file():
-        raise ToolException(f"no file {path!r} in the workspace")
-    return target.read_text(encoding="utf-8")
+    root = _root(config)
+    parts = normalize(path)
+    shown = _show("/".join(parts))
+    with _folder(root, parts[:-1], shown, create=False) as fd:
+        try:
+            # O_NONBLOCK: a FIFO planted in the workspace must not hang the call (it is refused below)
+            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+        except FileNotFoundError as exc:
+            raise ToolException(f"no file {shown} in the workspace") from exc
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ToolException(f"{shown} is a symbolic link: links are not followed in the workspace; "
+                                    "read the file it names instead") from exc
+            raise ToolException(f"cannot read {shown}: {_problem(exc)}") from exc
+        try:
+            _check_target(os.fstat(src), shown, writing=False)
+            with os.fdopen(src, "rb", closefd=False) as stream:
+                data = stream.read()
+        except OSError as exc:
+            raise ToolException(f"cannot read {shown}: {_problem(exc)}") from exc
+        finally:
+            os.close(src)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ToolException(f"{shown} is not UTF-8 text, so it cannot be read as text") from exc
 
 
 def _tool(fn: Any, **options: Any) -> BaseTool:
@@ -68,4 +303,4 @@ def _tool(fn: Any, **options: Any) -> BaseTool:
 WORKSPACE_TOOLS: tuple[BaseTool, ...] = (_tool(write_file, response_format="content_and_artifact"), _tool(read_file))
 """`write_file` reports what it wrote as the tool message's artifact (`{"path", "sha256"}`), so the caller
 knows exactly which files an agent produced. Writing the same content twice is harmless, so a re-run step
-stays idempotent."""
+stays idempotent. Every bad path or file-system error comes back as a tool message with `status="error"`."""
