@@ -15,7 +15,17 @@ from pydantic_core import to_jsonable_python
 
 from graphs.console import Feed, approval_text, ask, describe, id_width, read_edit
 from graphs.registry import PATTERNS, builder
-from graphs.runtime import REPLAN_GATES, Outcome, Runner, TroupeError, default_db, new_thread_id, recipes, resolve
+from graphs.runtime import (
+    REPLAN_GATES,
+    Outcome,
+    Runner,
+    TroupeError,
+    check_input,
+    default_db,
+    new_thread_id,
+    recipes,
+    resolve,
+)
 from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
 from nodes.offline_model import MODES, OFFLINE_LABEL
@@ -173,6 +183,7 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 async def _run(args: argparse.Namespace) -> int:
     ctx = _context(args)
+    check_input(args.task, ctx)  # before the db is opened: nothing is written for input that cannot be stored
     try:
         args.pattern, chosen = resolve(args.pattern, args.team_file or args.team)
     except LookupError as exc:
@@ -260,10 +271,22 @@ async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: A
         if os.environ.get("TROUPE_DEBUG"):
             raise
         print(f"troupe: run stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
-              f"troupe: the checkpoint is intact; fix the cause, then `troupe resume {args.thread}`", file=sys.stderr)
+              f"troupe: {await _next_step(runner, args.thread)}", file=sys.stderr)
         return 1
     _report(outcome)
     return 0
+
+
+async def _next_step(runner: Runner, thread: str) -> str:
+    """What to do after a failure: resume the run if it was saved (from its last checkpoint, or from its task when
+    it failed before its first one), else run it again."""
+    try:
+        await runner.info(thread)
+    except TroupeError:
+        return "it failed before anything was saved: fix the cause, then run it again"
+    except Exception:  # the database itself fails (locked, read-only, broken): it cannot say
+        return f"fix the cause; then, if `troupe runs` lists {thread}, `troupe resume {thread}`, else run it again"
+    return f"the run is saved; fix the cause, then `troupe resume {thread}`"
 
 
 async def _settle(runner: Runner, outcome: Outcome, mode: str | None, feed: Feed) -> Outcome:

@@ -9,8 +9,10 @@ super-step, and work finished within that step (pending writes) is not done agai
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +29,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
+
+if sys.platform != "win32":
+    import fcntl
 
 from graphs.registry import PATTERNS, builder
 from nodes.kit import Agents, Kit, Tools
@@ -45,6 +50,8 @@ INDEX = ("index", "runs")
 _FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "about",
                      "build", "create", "make", "write", "implement", "design", "develop"})
 THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_SEED = 2**63 - 1
+"""The largest offline model seed: a run's settings are stored as 64-bit integers."""
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 REPLAN_GATES = ("approval", "plan")
 """Interrupt kinds an amendment answers at once: the run replans instead of asking."""
@@ -71,6 +78,49 @@ def default_db() -> Path:
 def serializer() -> JsonPlusSerializer:
     """LangGraph's serializer, allowed to load exactly our checkpointed classes."""
     return JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINTED_TYPES))
+
+
+def lock_file(db: Path) -> Path:
+    """The file locked while the db's schema is set up (left in place: removing a lock file races its users)."""
+    return db.with_name(db.name + ".lock")
+
+
+@asynccontextmanager
+async def _setup_lock(db: Path) -> AsyncIterator[None]:
+    """Held while the schema is set up, so that any number of processes can open a fresh db at once (LangGraph's
+    set-up is not safe to race: two processes both run the store's migrations, and one fails). An exclusive
+    `flock` on `lock_file(db)`, released when its descriptor closes, so a killed process never leaves it held.
+    No lock where the lock file cannot be made (a read-only folder: nothing can be set up there either)."""
+    fd = None
+    if sys.platform != "win32":
+        with suppress(OSError):
+            fd = os.open(lock_file(db), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fd is not None and sys.platform != "win32":
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def check_input(task: str, ctx: RunContext) -> None:
+    """A TroupeError unless the task and the settings can be stored: checked before anything of a run is written
+    (else the run would fail at its first write, with nothing saved to resume)."""
+    try:
+        task.encode()
+    except UnicodeEncodeError:
+        raise TroupeError("the task is not valid UTF-8 text: pass it in UTF-8 (check the terminal's or the file's "
+                          "encoding)") from None
+    for name, value in asdict(ctx).items():
+        texts = [value] if isinstance(value, str) else [*value, *value.values()] if isinstance(value, dict) else []
+        for text in texts:
+            try:
+                str(text).encode()
+            except UnicodeEncodeError:
+                raise TroupeError(f"the {name} setting is not valid UTF-8 text: pass it in UTF-8") from None
+    if isinstance(ctx.seed, bool) or not isinstance(ctx.seed, int) or not 0 <= ctx.seed <= MAX_SEED:
+        raise TroupeError(f"seed {ctx.seed!r} is out of range: use a whole number from 0 to {MAX_SEED}")
 
 
 def cache_file(db: Path) -> Path:
@@ -147,8 +197,9 @@ class Runner:
         async with aiosqlite.connect(db) as saver_conn, aiosqlite.connect(db, isolation_level=None) as store_conn:
             saver = AsyncSqliteSaver(saver_conn, serde=serde)
             store = AsyncSqliteStore(store_conn)
-            await saver.setup()
-            await store.setup()
+            async with _setup_lock(db):
+                await saver.setup()
+                await store.setup()
             yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))), models=models, tools=tools,
                       agents=agents)
 
@@ -186,6 +237,7 @@ class Runner:
         task = task.strip()
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
+        check_input(task, ctx)
         if ctx.approve_plan and pattern not in PLAN_GATED:
             raise TroupeError(f"a {pattern} run has no plan to approve: approve_plan (--approve-plan) works on "
                               f"{' and '.join(PLAN_GATED)} runs and the recipes that run them")
@@ -205,6 +257,8 @@ class Runner:
         ctx = replace(ctx, team=chosen.name, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
         info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time(),
                        team=chosen.model_dump(mode="json"), objects=_object_names(kit, chosen))
+        # The run exists from here on, with or without a checkpoint: a run killed before its first one is
+        # started again from its task by `resume` (see there).
         await self.store.aput(INDEX, thread_id, asdict(info), index=False)
         return await self._drive(info, {"task": task}, listener)
 
@@ -229,7 +283,9 @@ class Runner:
             await self.store.aput(INDEX, thread_id, asdict(info), index=False)
         if outcome.status == "awaiting_approval":
             return outcome
-        return await self._drive(info, None, listener)
+        # No checkpoint yet (killed between its index entry and its first checkpoint): start it from its task.
+        started = await self.saver.aget_tuple(_config(info)) is not None
+        return await self._drive(info, None if started else {"task": info.task}, listener)
 
     async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
         """Answer a run waiting at an approval gate (the first, when several wait) and carry it on."""
@@ -283,7 +339,8 @@ class Runner:
         return sorted((RunInfo.from_dict(v) for v in await read_all(self.store, INDEX)), key=lambda i: i.created)
 
     async def outcome(self, info: RunInfo) -> Outcome:
-        """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected."""
+        """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected
+        (a run with no checkpoint yet is stopped: `resume` starts it)."""
         snapshot = await self.reader(info).aget_state(_config(info))
         errors = [t.error for t in snapshot.tasks if t.error]
         if snapshot.interrupts:
