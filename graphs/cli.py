@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.handler in (_run, _resume, _approve, _amend) and (warning := ensure_reachable()):
         print(f"troupe: {warning}", file=sys.stderr)
     try:
-        return asyncio.run(args.handler(args))
+        code: int = asyncio.run(args.handler(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader went away (`troupe show X --json | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except TroupeError as exc:
         print(f"troupe: error: {exc}", file=sys.stderr)
         return 2
@@ -183,7 +188,7 @@ def _context(args: argparse.Namespace) -> RunContext:
 
 async def _run(args: argparse.Namespace) -> int:
     ctx = _context(args)
-    check_input(args.task, ctx)  # before the db is opened: nothing is written for input that cannot be stored
+    check_input(args.task, ctx, args.thread)  # before the db is opened: nothing is written for unusable input
     try:
         args.pattern, chosen = resolve(args.pattern, args.team_file or args.team)
     except LookupError as exc:

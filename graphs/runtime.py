@@ -10,6 +10,7 @@ super-step, and work finished within that step (pending writes) is not done agai
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import sys
@@ -36,6 +37,7 @@ if sys.platform != "win32":
 from graphs.registry import PATTERNS, builder
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import Models, ModelSpecError
+from nodes.offline_model import MODES
 from nodes.teams import available, load_team
 from state.context import RunContext
 from state.protocol import AnyMessage
@@ -49,8 +51,12 @@ from tools.journal import read_all, read_messages
 INDEX = ("index", "runs")
 _FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "about",
                      "build", "create", "make", "write", "implement", "design", "develop"})
-THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 MAX_SEED = 2**63 - 1
+MAX_LATENCY = 600.0
+"""Simulated seconds per offline model call, at most."""
+MAX_ROUNDS = 100
+"""Review rounds and tool turns, at most."""
 """The largest offline model seed: a run's settings are stored as 64-bit integers."""
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 REPLAN_GATES = ("approval", "plan")
@@ -104,9 +110,11 @@ async def _setup_lock(db: Path) -> AsyncIterator[None]:
             os.close(fd)
 
 
-def check_input(task: str, ctx: RunContext) -> None:
-    """A TroupeError unless the task and the settings can be stored: checked before anything of a run is written
-    (else the run would fail at its first write, with nothing saved to resume)."""
+def check_input(task: str, ctx: RunContext, thread_id: str | None = None) -> None:
+    """A TroupeError unless the task, the settings and the thread id can be stored: checked before anything of a
+    run is written (else the run would fail at its first write, with nothing saved to resume)."""
+    if thread_id is not None and not THREAD_ID.match(thread_id):
+        raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
     try:
         task.encode()
     except UnicodeEncodeError:
@@ -121,6 +129,16 @@ def check_input(task: str, ctx: RunContext) -> None:
                 raise TroupeError(f"the {name} setting is not valid UTF-8 text: pass it in UTF-8") from None
     if isinstance(ctx.seed, bool) or not isinstance(ctx.seed, int) or not 0 <= ctx.seed <= MAX_SEED:
         raise TroupeError(f"seed {ctx.seed!r} is out of range: use a whole number from 0 to {MAX_SEED}")
+    if not (isinstance(ctx.latency, int | float) and math.isfinite(ctx.latency) and 0 <= ctx.latency <= MAX_LATENCY):
+        raise TroupeError(f"latency {ctx.latency!r} is out of range: use seconds from 0 to {MAX_LATENCY}")
+    for name in ("max_review_rounds", "max_tool_turns"):
+        value = getattr(ctx, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ROUNDS:
+            raise TroupeError(f"{name} {value!r} is out of range: use a whole number from 1 to {MAX_ROUNDS}")
+    for who, mode in ctx.fail.items():
+        kind, _, upto = mode.partition(":")
+        if kind not in MODES or (upto and not upto.isdigit()):
+            raise TroupeError(f"fail {who}={mode}: the mode is one of {', '.join(MODES)}, optionally ':N'")
 
 
 def cache_file(db: Path) -> Path:
@@ -237,7 +255,7 @@ class Runner:
         task = task.strip()
         if not task:
             raise TroupeError("the task is empty: say what the team should do")
-        check_input(task, ctx)
+        check_input(task, ctx, thread_id)
         if ctx.approve_plan and pattern not in PLAN_GATED:
             raise TroupeError(f"a {pattern} run has no plan to approve: approve_plan (--approve-plan) works on "
                               f"{' and '.join(PLAN_GATED)} runs and the recipes that run them")
@@ -249,8 +267,6 @@ class Runner:
         except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
         thread_id = thread_id or new_thread_id(task)
-        if not THREAD_ID.match(thread_id):
-            raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
         if await self.store.aget(INDEX, thread_id) is not None:
             raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
         default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
