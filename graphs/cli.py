@@ -436,6 +436,9 @@ async def _graph(args: argparse.Namespace) -> int:
         return 0
     try:
         drawable.draw_png(str(args.png))
+    except OSError as exc:
+        raise TroupeError(f"cannot write {args.png}: {exc.strerror or exc}: pick a file in a folder that "
+                          "exists") from None
     except ImportError:
         raise TroupeError("--png renders with pygraphviz, which is not installed: `pip install pygraphviz` "
                           "(its wheel bundles graphviz), or render the Mermaid text of `troupe graph "

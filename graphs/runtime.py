@@ -13,11 +13,12 @@ import asyncio
 import math
 import os
 import re
+import sqlite3
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -210,16 +211,20 @@ class Runner:
     async def open(cls, db: Path | str, *, models: Models = None, tools: Tools = None,
                    agents: Agents = None) -> AsyncIterator[Runner]:
         db = Path(db)
-        db.parent.mkdir(parents=True, exist_ok=True)
-        serde = serializer()
-        async with aiosqlite.connect(db) as saver_conn, aiosqlite.connect(db, isolation_level=None) as store_conn:
-            saver = AsyncSqliteSaver(saver_conn, serde=serde)
-            store = AsyncSqliteStore(store_conn)
-            async with _setup_lock(db):
-                await saver.setup()
-                await store.setup()
-            yield cls(db, saver, store, SqliteCache(path=str(cache_file(db))), models=models, tools=tools,
-                      agents=agents)
+        async with AsyncExitStack() as opened:
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+                saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db)), serde=serializer())
+                store = AsyncSqliteStore(await opened.enter_async_context(aiosqlite.connect(db, isolation_level=None)))
+                async with _setup_lock(db):
+                    await saver.setup()
+                    await store.setup()
+                cache: SqliteCache[Any] = SqliteCache(path=str(cache_file(db)))
+            except (sqlite3.Error, OSError) as exc:  # a folder, a text file, /dev/null, a path under a file, ...
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise TroupeError(f"cannot use {db} as troupe's database ({why}): point --db or $TROUPE_DB at a "
+                                  "SQLite file troupe can create or open") from None
+            yield cls(db, saver, store, cache, models=models, tools=tools, agents=agents)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The run's graph with this runner's objects, ready to drive."""
