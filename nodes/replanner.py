@@ -83,14 +83,17 @@ class _Replan:
                  max_subtasks: int) -> None:
         plan = state["plan"]
         assert plan is not None
-        self.kit, self.runtime, self.team, self.attempts = kit, runtime, team, attempts
-        self.room = lambda: max_subtasks - len(self.tasks)
+        self.kit, self.runtime, self.team, self.attempts, self.max_subtasks = kit, runtime, team, attempts, max_subtasks
         self.task = state["task"]
         self.tasks: list[PlannedTask] = list(plan.tasks)
         self.board = dict(state["board"])
         self.changed: dict[str, TaskRecord] = {}
         self.ledger = (state.get("ledger") or Ledger()).model_copy(deep=True)
         self.messages: list[AnyMessage] = []
+
+    def room(self) -> int:
+        """Subtasks the plan may still grow by."""
+        return self.max_subtasks - len(self.tasks)
 
     def get(self, task_id: str) -> PlannedTask:
         return next(t for t in self.tasks if t.id == task_id)

@@ -11,13 +11,15 @@ from conftest import TODO_TASK, with_runner
 
 from graphs.hierarchical import build
 from graphs.runtime import Outcome, Runner
+from nodes.dispatcher import _Step
 from nodes.orchestrator import repair_delegation
+from nodes.supervisor import HierarchicalSettings
 from nodes.teams import load_team
 from state.context import RunContext
-from state.plan import TaskStatus
+from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import Kind, Replan
 from state.roles import Team, TeamError
-from state.team import Decision
+from state.team import Decision, Ledger
 from state.teams import Assignment, Delegation
 from tools.amendments import post_amendment
 
@@ -261,3 +263,26 @@ def test_a_fallback_model_no_provider_serves_fails_the_build() -> None:
     team = load_team("software").model_copy(update={"patterns": {"hierarchical": {"fallback_model": "nope"}}})
     with pytest.raises(TeamError, match=r"fallback_model.*unknown model 'nope'"):
         build(team=team)
+
+
+def test_past_its_replans_the_run_gives_up_what_is_unfinished_and_ends(db: Path, ctx: RunContext) -> None:
+    ctx.fail = {"backend": "raise"}
+    no_replans = load_team("software").model_copy(update={"patterns": {"hierarchical": {"max_replans": 0}}})
+    outcome, messages = run(db, ctx, team=no_replans)
+    [given_up] = replans(messages, "give up")
+    assert "used its 0 replans" in given_up.reason
+    assert outcome.status == "awaiting_approval" and outcome.interrupt["kind"] == "approval"
+    assert outcome.values["board"][given_up.correlation_id].final
+
+
+def test_a_team_that_stalls_is_replanned_not_left_spinning() -> None:
+    plan = Plan(summary="s", tasks=[PlannedTask(id="T1", title="t", description="d", capability="backend",
+                                                acceptance_criteria=["a"], assignee="backend")])
+    board = {"T1": TaskRecord(status=TaskStatus.ASSIGNED, round=2, feedback=["new point"])}
+    found = HierarchicalSettings(stall_steps=3)
+    step = _Step(plan, dict(board), Ledger(step=5, last_progress=2), found, load_team("software"))
+    step.catch_loops_and_stalls()
+    assert step.board["T1"].status == TaskStatus.FAILED and "stalled" in (step.board["T1"].reason or "")
+    calm = _Step(plan, dict(board), Ledger(step=4, last_progress=2), found, load_team("software"))
+    calm.catch_loops_and_stalls()
+    assert calm.board["T1"].status == TaskStatus.ASSIGNED
