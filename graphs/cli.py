@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="change the run's model(s) before resuming, as for `run`")
     resume.add_argument("--base-url", default=None, help="change the run's OpenAI-compatible endpoint")
     _approval_flags(resume)
+    _wait_flag(resume)
     resume.set_defaults(handler=_resume)
 
     approve = sub.add_parser("approve", help="answer a run waiting at its approval gate")
@@ -105,12 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--comment", default="", help="a note for the team")
     approve.add_argument("--edit", type=Path, metavar="FILE", help="YAML or JSON: at a plan gate the changed plan, "
                          "at an escalation the subtask fields to change (then retried)")
+    _wait_flag(approve)
     approve.set_defaults(handler=_approve, approval="hold")
 
     amend = sub.add_parser("amend", help="add to a hierarchical run's scope: troupe amend THREAD TEXT")
     amend.add_argument("thread")
     amend.add_argument("text", help="what to add, e.g. \"Also add OAuth login\"")
     _approval_flags(amend)
+    _wait_flag(amend)
     amend.set_defaults(handler=_amend)
 
     runs = sub.add_parser("runs", help="list runs with their status")
@@ -148,6 +151,11 @@ def _approval_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--await-approval", dest="approval", action="store_const", const="hold",
                    help="stop at the gate; finish later with `troupe approve THREAD`")
     p.set_defaults(approval=None)
+
+
+def _wait_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="if another process is driving the run, wait until it stops "
+                   "(default: refuse)")
 
 
 def _either(words: tuple[str, ...]) -> str:
@@ -205,7 +213,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    async with Runner.open(args.db or default_db()) as runner:
+    async with Runner.open(args.db or default_db(), wait=args.wait) as runner:
         info = await runner.info(args.thread)
         feed = Feed()
         feed.line(f"resuming {info.pattern} run {info.thread_id}: {info.task}")
@@ -219,7 +227,7 @@ async def _resume(args: argparse.Namespace) -> int:
 async def _approve(args: argparse.Namespace) -> int:
     edit = read_edit(args.edit) if args.edit else None
     decision = Decision(approved=not args.reject, comment=args.comment, by="human", edit=edit)
-    async with Runner.open(args.db or default_db()) as runner:
+    async with Runner.open(args.db or default_db(), wait=args.wait) as runner:
         feed = Feed()
         return await _guarded(runner, args, feed, runner.approve(args.thread, decision, listener=feed))
 
@@ -229,7 +237,7 @@ _GATES = {"plan": "its plan gate", "approval": "its final approval gate", "autho
 
 
 async def _amend(args: argparse.Namespace) -> int:
-    async with Runner.open(args.db or default_db()) as runner:
+    async with Runner.open(args.db or default_db(), wait=args.wait) as runner:
         outcome = await runner.amendable(args.thread, args.text)
         feed, thread, gate = Feed(), outcome.info.thread_id, outcome.gate
         if gate in REPLAN_GATES:
@@ -346,8 +354,13 @@ async def _runs(args: argparse.Namespace) -> int:
             print("no runs yet: `troupe run hierarchical \"...\"`")
         for info in infos:
             outcome = await runner.outcome(info)
-            print(f"{info.thread_id:<32} {info.pattern:<14} {outcome.status:<18} {info.task}")
+            print(f"{info.thread_id:<32} {info.pattern:<14} {_status(outcome):<18} {info.task}")
     return 0
+
+
+def _status(outcome: Outcome) -> str:
+    """The run's status, with the process driving it when it is running."""
+    return f"{outcome.status} ({outcome.owner})" if outcome.owner else outcome.status
 
 
 async def _show(args: argparse.Namespace) -> int:
@@ -360,6 +373,7 @@ async def _show(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "thread_id": info.thread_id, "pattern": info.pattern, "task": info.task, "status": outcome.status,
+            "owner": outcome.owner,
             "error": outcome.error, "context": asdict(info.context), "workspace": str(info.workspace),
             "team": info.team, "objects": info.objects,
             "plan": plan.model_dump(mode="json") if plan else None,
@@ -371,7 +385,7 @@ async def _show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"{info.thread_id}  {info.pattern}  {outcome.status}\ntask: {info.task}\nteam: {info.context.team}\n"
+    print(f"{info.thread_id}  {info.pattern}  {_status(outcome)}\ntask: {info.task}\nteam: {info.context.team}\n"
           f"workspace: {info.workspace}")
     if outcome.error:
         print(f"error: {outcome.error}")

@@ -35,6 +35,7 @@ from langgraph.types import Command, StreamMode
 if sys.platform != "win32":
     import fcntl
 
+from graphs.lease import Busy, Leases
 from graphs.registry import PATTERNS, builder
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import Models, ModelSpecError
@@ -184,6 +185,8 @@ class Outcome:
     error: str | None = None
     interrupt_id: str | None = None
     """Which interrupt `interrupt` is: an answer goes to that one when several wait (sibling teams' gates)."""
+    owner: str | None = None
+    """The process driving the run ('pid 123, host'), when status is 'running'."""
 
     @property
     def gate(self) -> str | None:
@@ -202,14 +205,18 @@ class Runner:
     """
 
     def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, cache: SqliteCache, *,
-                 models: Models = None, tools: Tools = None, agents: Agents = None) -> None:
+                 models: Models = None, tools: Tools = None, agents: Agents = None, wait: bool = False) -> None:
         self.db, self.saver, self.store, self.cache = db, saver, store, cache
         self.models, self.tools, self.agents = models, tools, agents
+        self.leases, self.wait = Leases(db), wait
+        self._held: set[str] = set()
 
     @classmethod
     @asynccontextmanager
     async def open(cls, db: Path | str, *, models: Models = None, tools: Tools = None,
-                   agents: Agents = None) -> AsyncIterator[Runner]:
+                   agents: Agents = None, wait: bool = False) -> AsyncIterator[Runner]:
+        """Open (creating it if new) the database `db`. A run is driven by one process at a time (see
+        `graphs.lease`): a call on a run another live process drives fails, or with `wait` waits for it."""
         db = Path(db)
         async with AsyncExitStack() as opened:
             try:
@@ -219,12 +226,13 @@ class Runner:
                 async with _setup_lock(db):
                     await saver.setup()
                     await store.setup()
+                    await asyncio.to_thread(Leases(db).setup)
                 cache: SqliteCache[Any] = SqliteCache(path=str(cache_file(db)))
             except (sqlite3.Error, OSError) as exc:  # a folder, a text file, /dev/null, a path under a file, ...
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise TroupeError(f"cannot use {db} as troupe's database ({why}): point --db or $TROUPE_DB at a "
                                   "SQLite file troupe can create or open") from None
-            yield cls(db, saver, store, cache, models=models, tools=tools, agents=agents)
+            yield cls(db, saver, store, cache, models=models, tools=tools, agents=agents, wait=wait)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The run's graph with this runner's objects, ready to drive."""
@@ -272,16 +280,17 @@ class Runner:
         except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
         thread_id = thread_id or new_thread_id(task)
-        if await self.store.aget(INDEX, thread_id) is not None:
-            raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
         default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
         ctx = replace(ctx, team=chosen.name, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
         info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time(),
                        team=chosen.model_dump(mode="json"), objects=_object_names(kit, chosen))
-        # The run exists from here on, with or without a checkpoint: a run killed before its first one is
-        # started again from its task by `resume` (see there).
-        await self.store.aput(INDEX, thread_id, asdict(info), index=False)
-        return await self._drive(info, {"task": task}, listener)
+        async with self._owning(thread_id):
+            if await self.store.aget(INDEX, thread_id) is not None:
+                raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
+            # The run exists from here on, with or without a checkpoint: a run killed before its first one is
+            # started again from its task by `resume` (see there).
+            await self.store.aput(INDEX, thread_id, asdict(info), index=False)
+            return await self._drive(info, {"task": task}, listener)
 
     async def resume(self, thread_id: str, *, settings: dict[str, Any] | None = None,
                      listener: Listener | None = None) -> Outcome:
@@ -290,34 +299,36 @@ class Runner:
         `settings` changes stored run settings first (e.g. `{"model": ...}` or `{"base_url": ...}`
         when the model was the cause of the failure); the new ones are kept for later resumes.
         """
-        info = await self.info(thread_id)
-        outcome = await self.outcome(info)
-        if outcome.status in ("completed", "rejected"):
-            raise TroupeError(f"run {thread_id!r} is already {outcome.status}; nothing to resume")
-        if settings:
-            self._require_objects(info)
-            info.context = replace(info.context, **settings)
-            try:
-                self._kit(None).check(info.team_spec(), info.context)
-            except (LookupError, TeamError, ModelSpecError) as exc:
-                raise TroupeError(str(exc).strip("'\"")) from None
-            await self.store.aput(INDEX, thread_id, asdict(info), index=False)
-        if outcome.status == "awaiting_approval":
-            return outcome
-        # No checkpoint yet (killed between its index entry and its first checkpoint): start it from its task.
-        started = await self.saver.aget_tuple(_config(info)) is not None
-        return await self._drive(info, None if started else {"task": info.task}, listener)
+        async with self._owning(thread_id):
+            info = await self.info(thread_id)
+            outcome = await self.outcome(info)
+            if outcome.status in ("completed", "rejected"):
+                raise TroupeError(f"run {thread_id!r} is already {outcome.status}; nothing to resume")
+            if settings:
+                self._require_objects(info)
+                info.context = replace(info.context, **settings)
+                try:
+                    self._kit(None).check(info.team_spec(), info.context)
+                except (LookupError, TeamError, ModelSpecError) as exc:
+                    raise TroupeError(str(exc).strip("'\"")) from None
+                await self.store.aput(INDEX, thread_id, asdict(info), index=False)
+            if outcome.status == "awaiting_approval":
+                return outcome
+            # No checkpoint yet (killed between its index entry and its first checkpoint): start it from its task.
+            started = await self.saver.aget_tuple(_config(info)) is not None
+            return await self._drive(info, None if started else {"task": info.task}, listener)
 
     async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
         """Answer a run waiting at an approval gate (the first, when several wait) and carry it on."""
-        info = await self.info(thread_id)
-        outcome = await self.outcome(info)
-        if outcome.status != "awaiting_approval":
-            raise TroupeError(f"run {thread_id!r} is not waiting for approval (status: {outcome.status})")
-        if decision.edit is not None and outcome.gate not in EDIT_GATES:
-            raise TroupeError(f"run {thread_id!r} waits at its {outcome.gate} gate, which takes no edit: an edit "
-                              "answers a plan gate (a changed plan) or an escalation (subtask fields to change)")
-        return await self._drive(info, Command(resume={outcome.interrupt_id: decision.model_dump()}), listener)
+        async with self._owning(thread_id):
+            info = await self.info(thread_id)
+            outcome = await self.outcome(info)
+            if outcome.status != "awaiting_approval":
+                raise TroupeError(f"run {thread_id!r} is not waiting for approval (status: {outcome.status})")
+            if decision.edit is not None and outcome.gate not in EDIT_GATES:
+                raise TroupeError(f"run {thread_id!r} waits at its {outcome.gate} gate, which takes no edit: an edit "
+                                  "answers a plan gate (a changed plan) or an escalation (subtask fields to change)")
+            return await self._drive(info, Command(resume={outcome.interrupt_id: decision.model_dump()}), listener)
 
     async def amendable(self, thread_id: str, text: str) -> Outcome:
         """Where the run stands, if `text` can be added to its scope; else a TroupeError that says why not."""
@@ -344,11 +355,33 @@ class Runner:
         gate or an escalation after that answer.
         """
         outcome = await self.amendable(thread_id, text)
-        await post_amendment(self.store, thread_id, text.strip())
-        if outcome.gate in REPLAN_GATES:
+        if outcome.gate not in REPLAN_GATES:
+            await post_amendment(self.store, thread_id, text.strip())
+            return outcome
+        async with self._owning(thread_id):
+            outcome = await self.amendable(thread_id, text)  # again, now that no one else can answer the gate
+            await post_amendment(self.store, thread_id, text.strip())
+            if outcome.gate not in REPLAN_GATES:
+                return outcome
             return await self._drive(outcome.info, Command(resume={outcome.interrupt_id: {"amended": True}}),
                                      listener)
-        return outcome
+
+    @asynccontextmanager
+    async def _owning(self, thread_id: str) -> AsyncIterator[None]:
+        """Hold the run's lease for the block: a TroupeError when another live process drives the run (unless this
+        runner waits)."""
+        if not THREAD_ID.match(thread_id):
+            await self.info(thread_id)  # says there is no such run
+        try:
+            async with self.leases.held(thread_id, wait=self.wait):
+                self._held.add(thread_id)
+                try:
+                    yield
+                finally:
+                    self._held.discard(thread_id)
+        except Busy as busy:
+            raise TroupeError(f"run {thread_id!r} is running in another process ({busy.owner}): wait for it to "
+                              "stop, or pass --wait to carry on after it") from None
 
     async def info(self, thread_id: str) -> RunInfo:
         item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
@@ -360,11 +393,15 @@ class Runner:
         return sorted((RunInfo.from_dict(v) for v in await read_all(self.store, INDEX)), key=lambda i: i.created)
 
     async def outcome(self, info: RunInfo) -> Outcome:
-        """The run's status from its latest checkpoint: awaiting_approval, stopped, failed, completed, rejected
-        (a run with no checkpoint yet is stopped: `resume` starts it)."""
+        """The run's status: running (another live process drives it), else from its latest checkpoint:
+        awaiting_approval, stopped, failed, completed, rejected (a run with no checkpoint yet is stopped: `resume`
+        starts it)."""
         snapshot = await self.reader(info).aget_state(_config(info))
         errors = [t.error for t in snapshot.tasks if t.error]
-        if snapshot.interrupts:
+        owner = None if info.thread_id in self._held else await asyncio.to_thread(self.leases.owner, info.thread_id)
+        if owner is not None:
+            status = "running"
+        elif snapshot.interrupts:
             status = "awaiting_approval"
         elif errors:
             status = "failed"
@@ -375,7 +412,7 @@ class Runner:
         first = snapshot.interrupts[0] if snapshot.interrupts else None
         error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
         return Outcome(info, status, dict(snapshot.values), first.value if first else None, error,
-                       first.id if first else None)
+                       first.id if first else None, str(owner) if owner else None)
 
     async def journal(self, thread_id: str) -> list[AnyMessage]:
         return await read_messages(self.store, thread_id)
