@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from state.untrusted import unfence
+
 Answer = Callable[[dict[str, Any], "Play"], dict[str, Any]]
 """How the offline model fills one structured-output schema, from the brief and who is asking."""
 
@@ -271,16 +273,16 @@ def review(brief: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(brief: dict[str, Any]) -> str:
-    """The final assembly: what was delivered, where, and what is open."""
+    """The final assembly: what was delivered, where, and what is open (fenced data quoted without its fence)."""
     lines = [f"# {brief['task']}", "", brief.get("plan_summary", ""), "", "## Deliverables"]
     for t in brief["tasks"]:
         where = f" -> `{t['path']}`" if t.get("path") else ""
         lines.append(f"- {t['id']} {t['title']} ({t['assignee']}, {t['status']}){where}")
         if t.get("summary"):
-            lines.append(f"  {t['summary']}")
+            lines.append(f"  {unfence(t['summary'])}")
     open_items = [t for t in brief["tasks"] if t["status"] != "done"]
     lines += ["", "## Open items"]
-    lines += [f"- {t['id']}: {t.get('reason') or t['status']}" for t in open_items] or ["- none"]
+    lines += [f"- {t['id']}: {unfence(t.get('reason') or t['status'])}" for t in open_items] or ["- none"]
     if brief.get("comment"):
         lines += ["", f"Approver's note: {brief['comment']}"]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from nodes.kit import Kit
 from state.context import RunContext
 from state.protocol import CheckpointMsg
 from state.team import TeamState
+from state.untrusted import DATA_RULE, fence
 
 NAME = "synthesizer"
 RESULT_FILE = "SUMMARY.md"
@@ -20,7 +21,7 @@ RESULT_FILE = "SUMMARY.md"
 SYNTHESIZER_PROMPT = """You assemble a team's finished work into one clear report for the person who asked."""
 
 SYNTHESIS_INSTRUCTIONS = """Write the final report in Markdown: what was delivered (each subtask with its file), \
-how the parts fit together, and what is still open: every subtask not done, with its reason."""
+how the parts fit together, and what is still open: every subtask not done, with its reason.""" + "\n" + DATA_RULE
 
 
 def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
@@ -33,7 +34,8 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
             "task": state["task"],
             "plan_summary": plan.summary,
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
-                       "path": board[t.id].artifact, "summary": board[t.id].summary, "reason": board[t.id].reason}
+                       "path": board[t.id].artifact, "summary": _fenced(board[t.id].summary, f"{t.assignee}, {t.id}"),
+                       "reason": _fenced(board[t.id].reason, f"the record of {t.id}")}
                       for t in plan.tasks],
             "comment": decision.comment if decision else "",
         }
@@ -49,3 +51,8 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
         return {"result": result, "status": "completed"}
 
     return synthesize
+
+
+def _fenced(text: str | None, source: str) -> str | None:
+    """What an agent said (a summary; a reason may quote a worker or reviewer), fenced as data."""
+    return fence(text, source) if text else text

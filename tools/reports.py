@@ -11,6 +11,8 @@ from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
+from state.untrusted import neutralize
+
 COMPLEXITY, FINDING = "complexity", "finding"
 
 STOP = "reported to the supervisor: stop here, the subtask will be split into smaller ones (do not write anything)"
@@ -47,8 +49,9 @@ def report_finding(finding: str) -> tuple[str, dict[str, Any]]:
 
 
 def report(kind: str, text: str, parts: list[str]) -> dict[str, Any]:
-    """The artifact of a report tool's message."""
-    return {"report": {"kind": kind, "text": text.strip(), "parts": list(parts)}}
+    """The artifact of a report tool's message; control characters (terminal escapes) removed, since the text is
+    journaled and shown by `troupe show`."""
+    return {"report": {"kind": kind, "text": neutralize(text).strip(), "parts": [neutralize(p) for p in parts]}}
 
 
 def report_in(artifact: Any) -> dict[str, Any] | None:
