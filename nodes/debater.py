@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from nodes import scope
 from nodes.briefs import prompt
+from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.structured import ask
 from state.context import RunContext
@@ -37,6 +38,7 @@ from state.debate import (
 )
 from state.protocol import Blocker, CheckpointMsg, Conflict
 from state.roles import Role, Team, TeamError
+from state.untrusted import DATA_RULE, fence, neutralize
 
 RESULT_FILE = "DEBATE.md"
 S = TypeVar("S", bound=BaseModel)
@@ -47,12 +49,13 @@ your stance if it still holds, change it when another argument is better."""
 
 OPENING_INSTRUCTIONS = "State your position on the question below."
 REBUTTAL_INSTRUCTIONS = """Round {round}: critique the other debaters' latest positions below (name them), then \
-state your position again, kept or changed."""
+state your position again, kept or changed.
+""" + DATA_RULE
 
 JUDGE_PROMPT = """You are the judge of a debate. Weigh the debaters' final positions on the merit of their \
 arguments, not on how many hold them, decide the question, and give your reasons, including why the dissent lost."""
 
-JUDGE_INSTRUCTIONS = "Decide the question below from the debaters' final positions."
+JUDGE_INSTRUCTIONS = "Decide the question below from the debaters' final positions.\n" + DATA_RULE
 
 
 
@@ -94,8 +97,16 @@ def panel(kit: Kit, team: Team, overrides: Mapping[str, Any]) -> Panel:
 
 
 def view(p: PositionRecord) -> dict[str, Any]:
-    """What others see of a position: stance, claim, arguments, confidence."""
+    """A position's stance, claim, arguments and confidence."""
     return {k: p[k] for k in ("stance", "claim", "arguments", "confidence") if k in p}
+
+
+def shown(name: str, p: PositionRecord) -> dict[str, Any]:
+    """What another agent sees of `name`'s position: its claim and arguments fenced as data; its stance a bare
+    label (at most 60 characters, to be reused exactly), without control characters or marker runs."""
+    source = f"{name}, round {p.get('round', 1)}"
+    return {"stance": neutralize(p["stance"]), "claim": fence(p.get("claim", ""), source),
+            "arguments": [fence(a, source) for a in p.get("arguments", [])], "confidence": p.get("confidence", 0.0)}
 
 
 def debater(kit: Kit) -> Callable[..., Awaitable[dict]]:
@@ -107,7 +118,7 @@ def debater(kit: Kit) -> Callable[..., Awaitable[dict]]:
         role = team.role(name)
         brief = {"question": state["question"], "round": rnd, "you": name,
                  "your_position": view(state["own"]) if state["own"] else None,
-                 "others": {n: view(p) for n, p in state["others"].items() if p.get("stance")}}
+                 "others": {n: shown(n, p) for n, p in state["others"].items() if p.get("stance")}}
         instructions = OPENING_INSTRUCTIONS if rnd == 1 else REBUTTAL_INSTRUCTIONS.format(round=rnd)
         system = f"{role.prompt}\n\n{DEBATER_PROMPT}"
         try:
@@ -127,6 +138,10 @@ async def _stated(runtime: Runtime[RunContext], turn: DebateTurn, position: Posi
         sender=name, recipient="moderator", correlation_id=f"round-{rnd}", label=f"position: {position.stance}",
         note=f"{position.claim} (confidence {position.confidence:.2f}{moved}) Arguments: "
              + " | ".join(position.arguments))]
+    flagged = screen({"stance": position.stance, "claim": position.claim, "arguments": "\n".join(position.arguments),
+                      "critique": position.critique}, f"{name}'s")
+    if flagged:
+        messages.append(flag(flagged, recipient="moderator", correlation_id=f"round-{rnd}", rnd=rnd))
     if position.critique.strip():
         messages.append(Conflict(sender=name, recipient="debaters", correlation_id=f"round-{rnd}",
                                  topic=f"critique by {name}", description=position.critique.strip()))
@@ -158,7 +173,7 @@ def judge(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dic
         if not held:
             return await conclude(runtime, state, p.judge, None, "no debater stated a position")
         brief = {"question": state["task"], "rounds": state.get("round", 1), "stopped": state.get("stop", ""),
-                 "positions": held}
+                 "positions": {n: shown(n, pos) for n, pos in state.get("positions", {}).items() if pos.get("stance")}}
         role = p.judge_role
         system = f"{role.prompt}\n\n{JUDGE_PROMPT}" if role else JUDGE_PROMPT
         try:

@@ -28,6 +28,7 @@ from langgraph.types import Command, Send
 from nodes import scope
 from nodes.briefs import prompt
 from nodes.fanout import why
+from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.structured import ask
 from state.context import RunContext
@@ -50,6 +51,7 @@ from state.event_driven import (
 from state.loops import loop_detected, signature
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Event, Progress, TaskAssign
 from state.roles import Team, TeamError
+from state.untrusted import DATA_RULE, fence
 from tools.workspace import sha256
 
 PATTERN = "event_driven"
@@ -60,7 +62,7 @@ HANDLER_PROMPT = """You handle events published on the topics you subscribe to. 
 your expertise: say what you did, write up your work, and publish an event for each thing others must act on, \
 on a topic from the topic directory. Publish nothing when nothing follows from your work."""
 
-HANDLER_INSTRUCTIONS = "Handle the event below (its cause chain shows what led to it)."
+HANDLER_INSTRUCTIONS = "Handle the event below (its cause chain shows what led to it).\n" + DATA_RULE
 
 
 class EventError(ValueError):
@@ -241,8 +243,7 @@ def subscriber(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitabl
         r = routing(kit, team, overrides)
         role = team.role(name)
         brief = {"you": {"name": name, "capabilities": role.capabilities, "subscribes": r.subscriptions[name]},
-                 "event": {k: ev[k] for k in ("id", "topic", "seq", "source", "payload")},
-                 "cause_chain": ev["chain"], "topics": r.directory()}
+                 "event": shown(ev), "cause_chain": [shown(link) for link in ev["chain"]], "topics": r.directory()}
         try:
             reaction = await ask(kit, runtime, Reaction, name, role,
                                   prompt(f"{role.prompt}\n\n{HANDLER_PROMPT}", HANDLER_INSTRUCTIONS, brief))
@@ -256,15 +257,29 @@ def subscriber(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitabl
         await asyncio.to_thread(target.parent.mkdir, exist_ok=True)
         await asyncio.to_thread(target.write_text, text, encoding="utf-8")
         raised = ", ".join(p.topic for p in reaction.publish) or "nothing"
-        await scope.journal(runtime).post(
+        messages: list[AnyMessage] = [
             ArtifactMsg(sender=name, recipient=BROKER, correlation_id=ev["id"], path=path, sha256=sha256(text),
                         summary=reaction.summary, round=state["round"]),
-            Progress(sender=name, recipient=BROKER, correlation_id=ev["id"], note=f"handled; publishes: {raised}"))
+            Progress(sender=name, recipient=BROKER, correlation_id=ev["id"], note=f"handled; publishes: {raised}")]
+        flagged = screen({"summary": reaction.summary, "work": reaction.details,
+                          "events": "\n".join(p.payload for p in reaction.publish)}, f"{name}'s")
+        if flagged:
+            messages.append(flag(flagged, recipient=BROKER, correlation_id=ev["id"], rnd=state["round"]))
+        await scope.journal(runtime).post(*messages)
         report = Report(event=ev["id"], subscriber=name, ok=True, reason="",
                         publish=[p.model_dump() for p in reaction.publish])
         return {"reports": {f"{ev['id']}>{name}": report}}
 
     return handle
+
+
+def shown(link: Mapping[str, Any]) -> dict[str, Any]:
+    """An event (or a link of its cause chain) as a handler sees it: its payload fenced as data unless it is the
+    person's task."""
+    view = {k: link[k] for k in ("id", "topic", "seq", "source", "payload") if k in link}
+    if link["source"] != USER:
+        view["payload"] = fence(link["payload"], f"{link['source']}, {link['id']}")
+    return view
 
 
 async def failed_report(runtime: Runtime[RunContext], delivery: Delivery, reason: str) -> dict:

@@ -5,7 +5,8 @@ Honest voters all give the same answer, so their agreement is the baseline a tes
 - a question that names options ("Postgres, MySQL or SQLite?") gets a pick seeded by the question;
 - a yes/no question gets a seeded yes or no; anything else a seeded "approach A/B/C".
 `lie` gives the one coordinated wrong answer (every liar the same: the worst case for the tally);
-`disagree` is an honest dissenter: a wrong answer of its own, seeded by the agent's name, held loosely.
+`disagree` is an honest dissenter: a wrong answer of its own, seeded by the agent's name, held loosely;
+`inject` gives the honest answer with orders for the other agents as its reason (`offline_hierarchical.INJECTION`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from nodes.offline_hierarchical import INJECTION
 from nodes.offline_roles import Answer, Play
 
 _COMPARE = re.compile(r"\b(larger|greater|bigger|more|higher|smaller|less|lower|fewer)\b[\s,:]+(.+?)\s+or\s+(.+?)"
@@ -38,7 +40,7 @@ def ballot_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     if play.mode == "disagree":
         pick = random.Random(f"{play.seed}:{play.agent}:{question}").choice(wrong)
         return {"answer": pick, "confidence": 0.55, "rationale": f"I lean towards {pick}, though not firmly."}
-    return {"answer": honest, "confidence": 0.9, "rationale": why}
+    return {"answer": honest, "confidence": 0.9, "rationale": INJECTION if play.mode == "inject" else why}
 
 
 def _honest(question: str, seed: int) -> tuple[str, str, list[str]]:

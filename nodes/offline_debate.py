@@ -5,7 +5,9 @@ debater in the minority moves to the leading stance and one in the majority hold
 so a debate converges. 'disagree' (or 'lie') keeps a debater contrary to the others every round, so from round 2
 on nothing moves: a stalemate that the debate's loop detection ends after round 3. The judge
 sides with the leading stance; told to 'disagree' it sides with the minority, told to 'lie' it names a stance
-no debater holds.
+no debater holds. An 'inject' debater argues as an honest one would, and adds orders for the other agents
+(`nodes.offline_hierarchical.INJECTION`) to its claim, arguments and critique. What others said reaches a debater
+and the judge fenced (`state.untrusted.fence`); they quote it without the fence.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import random
 import re
 from typing import Any
 
+from nodes.offline_hierarchical import INJECTION
 from nodes.offline_roles import Answer, Play
 from state.debate import PositionRecord, stance_key, tally
+from state.untrusted import unfence
 
 _FOR = ["it removes a class of problems we keep paying for", "the long-term cost is lower than the cost of standing "
         "still", "the team can learn what it needs with a bounded investment", "it fits the requirements of the next "
@@ -57,7 +61,7 @@ def position_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     """A debater's position: seeded in round 1; later, move to the leading stance or hold it (or stay contrary)."""
     question: str = brief["question"]
     own: PositionRecord | None = brief.get("your_position")
-    others: dict[str, PositionRecord] = brief.get("others") or {}
+    others = {n: _plain(p) for n, p in (brief.get("others") or {}).items()}
     options = stances_for(question)
     rng = random.Random(f"{play.seed}:{play.agent}:{question}:{brief.get('round', 1)}")
     first = random.Random(f"{play.seed}:{play.agent}:{question}").choice(options)
@@ -80,8 +84,17 @@ def position_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     else:
         stance = mine
     confidence = 1.0 if play.mode == "lie" else round(rng.uniform(0.55, 0.9), 2)
-    return {"stance": stance, "claim": _claim(question, stance), "arguments": _arguments(stance, rng, play.agent),
-            "confidence": confidence, "critique": critique}
+    claim, arguments = _claim(question, stance), _arguments(stance, rng, play.agent)
+    if play.mode == "inject":
+        claim, arguments = f"{claim} {INJECTION}", [*arguments, INJECTION]
+        critique = f"{critique} {INJECTION}" if critique else ""
+    return {"stance": stance, "claim": claim, "arguments": arguments, "confidence": confidence, "critique": critique}
+
+
+def _plain(p: dict[str, Any]) -> PositionRecord:
+    """Another debater's position as shown in a brief, its claim and arguments without their fences."""
+    return {**p, "claim": unfence(p.get("claim", "")),  # type: ignore[typeddict-item]
+            "arguments": [unfence(a) for a in p.get("arguments", [])]}
 
 
 def _critique(others: dict[str, PositionRecord], stance: str, if_none: str) -> str:
@@ -95,7 +108,7 @@ def _critique(others: dict[str, PositionRecord], stance: str, if_none: str) -> s
 
 def judgement_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     """The judge: the leading stance and its strongest argument, with the dissent named."""
-    positions: dict[str, PositionRecord] = brief["positions"]
+    positions = {n: _plain(p) for n, p in brief["positions"].items()}
     lead = tally(positions)
     stance = lead.stance
     if play.mode == "disagree":

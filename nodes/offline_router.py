@@ -20,6 +20,7 @@ from typing import Any
 
 from nodes.offline_roles import Answer, Play
 from state.router import ranked
+from state.untrusted import unfence
 
 _REFUND = re.compile(r"\b(refund\w*|money back|reimburs\w*|chargeback\w*)", re.I)
 _AMOUNT = re.compile(r"[$€£]\s?(\d[\d,]*(?:\.\d+)?)|\b(\d[\d,]*(?:\.\d+)?)\s?(?:dollars|usd|eur|euros?)\b", re.I)
@@ -92,7 +93,8 @@ def _policy(brief: dict[str, Any]) -> tuple[bool, str]:
 def merged(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     answers = brief["answers"]
     routes = " and ".join(a["route"] for a in answers)
-    parts = [f"## From {a['route']} ({a['kind']}, {a['confidence']:.2f})\n\n{_body(a['answer'])}" for a in answers]
+    parts = [f"## From {a['route']} ({a['kind']}, {a['confidence']:.2f})\n\n{_body(unfence(a['answer']))}"
+             for a in answers]
     answer = f"# Answer: {brief['request']}\n\nMerged from {routes}.\n\n" + "\n\n".join(parts)
     if play.mode == "disagree":
         return {"answer": answer, "agreed": False, "notes": f"{routes} differ; both views are given"}

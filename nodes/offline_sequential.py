@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from nodes.offline_roles import Answer, Play
+from state.untrusted import unfence
 
 
 def check_answer(brief: dict[str, Any], play: Play) -> dict[str, Any]:
     """A `StageCheck`: the criteria the artifact does not address are the findings."""
     criteria: list[str] = brief["acceptance_criteria"]
-    artifact = brief["artifact"].lower()
+    artifact = unfence(brief["artifact"]).lower()
     findings = [f"Not addressed: {c}" for c in criteria if c.lower() not in artifact]
     passed = not findings
     if play.mode == "disagree":

@@ -9,7 +9,10 @@ Mode 'disagree' ('not mine'): the peer hands the request on unchanged, to the be
 else back to whoever handed it over; two such peers, or one and a peer that hands to it, loop until the
 swarm's circuit breaker stops them. Mode 'lie' ('clearly yours'): the peer confidently hands the request on
 unchanged to the first peer that did not just hand it over, so three such peers go round in a circle
-(A -> B -> C -> A -> B), a loop that no pair shows and the swarm's loop detection stops.
+(A -> B -> C -> A -> B), a loop that no pair shows and the swarm's loop detection stops. Mode 'inject': the
+peer plays as an honest one and adds orders for the other agents (`offline_hierarchical.INJECTION`) to every
+request it hands on, the result it gives back and its answer. What peers wrote reaches a peer fenced
+(`state.untrusted.fence`); it reads and quotes it without the fence.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from nodes.offline_hierarchical import INJECTION
 from nodes.offline_roles import Play
 from state.router import keyword_hits
 from state.swarm import HANDOFF_PREFIXES, RETURN_PREFIX, TRANSFER_PREFIX
+from state.untrusted import unfence
 
 Call = dict[str, Any]
 
@@ -33,6 +38,23 @@ def plays_peer(tools: list[dict[str, Any]]) -> bool:
 def turn(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[BaseMessage], play: Play
          ) -> tuple[list[Call], str]:
     """One reply of a peer: (tool calls, text)."""
+    brief = brief | {"request": unfence(brief["request"]),
+                     "results": [r | {"result": unfence(r["result"])} for r in brief.get("results") or []]}
+    calls, text = _turn(brief, tools, messages, play)
+    if play.mode != "inject":
+        return calls, text
+    return [_injected(c) for c in calls], f"{text} {INJECTION}" if text else text
+
+
+def _injected(call: Call) -> Call:
+    """A hand-off call with orders for the other agents added to what it passes on."""
+    key = "request" if call["name"].startswith(TRANSFER_PREFIX) else "result" if call["name"].startswith(
+        RETURN_PREFIX) else None
+    return call | {"args": call["args"] | {key: f"{call['args'][key]} {INJECTION}"}} if key else call
+
+
+def _turn(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[BaseMessage], play: Play
+          ) -> tuple[list[Call], str]:
     names = [t["function"]["name"] for t in tools]
     called = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
     answered = {m.name or called.get(m.tool_call_id) for m in messages if isinstance(m, ToolMessage)}

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
+from nodes.guard import fenced
 from nodes.kit import Kit
 from state.context import RunContext
 from state.loops import loop_detected
@@ -45,6 +46,7 @@ from state.router import (
     RouterState,
 )
 from state.team import Handoff, WorkOrder
+from state.untrusted import DATA_RULE, fence
 
 S = TypeVar("S", bound=BaseModel)
 NAME = "router"
@@ -57,7 +59,8 @@ handles). Give your confidence (0..1), the reason (the words or facts that decid
 with its confidence."""
 
 HAND_ON_INSTRUCTIONS = """The routes under "answered" have answered the request below. If a part of the request \
-is still unanswered and one of the routes under "left" handles it, name that route; else give route null."""
+is still unanswered and one of the routes under "left" handles it, name that route; else give route null.
+""" + DATA_RULE
 
 ANSWER_CRITERIA = ["Answers the request directly", "Says what happens next and who does it"]
 
@@ -179,8 +182,8 @@ async def _hand_on(kit: Kit, runtime: Runtime[RunContext], desk: Desk, task: str
         why = "; ".join(f"{h['route']} failed ({board[h['id']].reason})" for h in failed)
         route, confidence, reason = nxt.route, nxt.share, f"{why}: {nxt.route} is the next best route"
     else:
-        answered = [{"route": h["route"], "summary": board[h["id"]].summary} for h in hops
-                    if board[h["id"]].status != TaskStatus.FAILED]
+        answered = [{"route": h["route"], "summary": fenced(board[h["id"]].summary, f"{h['route']}, {h['id']}")}
+                    for h in hops if board[h["id"]].status != TaskStatus.FAILED]
         brief = {"request": task, "routes": {r: list(desk.routes[r]) for r in desk.routes}, "answered": answered,
                  "left": left}
         check, why = (None, failure) if failure else await ask(
@@ -252,13 +255,15 @@ ANSWER_FILE = "ANSWER.md"
 MERGE_PROMPT = """You merge specialists' answers to one customer request into one answer: keep what they agree \
 on, settle where they differ, and say nothing none of them said."""
 
-MERGE_INSTRUCTIONS = """Merge the answers below into the one answer the customer gets. Say whether they agree."""
+MERGE_INSTRUCTIONS = """Merge the answers below into the one answer the customer gets. Say whether they agree.
+""" + DATA_RULE
 
 ESCALATION_PROMPT = """You are the escalation agent of a support team: you decide when a person must take over \
 a request from the agents, following the policy exactly."""
 
 ESCALATION_INSTRUCTIONS = """Under "policy" is when a person must take over. Decide for the request and the \
-draft answer below, and give the policy point or fact that decided it."""
+draft answer below, and give the policy point or fact that decided it.
+""" + DATA_RULE
 
 HANDOVER_QUESTION = "A person must take over this request: reply to the customer?"
 
@@ -271,7 +276,8 @@ def merger(kit: Kit, *, escalate: str) -> tuple[Callable[..., Awaitable[dict]], 
         hops = [h for h in state["hops"] if board[h["id"]].status == TaskStatus.DONE]
         texts = [await read_answer(runtime, board[h["id"]].artifact) for h in hops]
         brief = {"request": state["task"], "answers": [
-            {"route": h["route"], "kind": h["kind"], "confidence": h["confidence"], "answer": text}
+            {"route": h["route"], "kind": h["kind"], "confidence": h["confidence"],
+             "answer": fence(text, f"{h['route']}, {h['id']}")}
             for h, text in zip(hops, texts, strict=True)]}
         merged, why = (None, failure) if failure else await ask(
             kit, runtime, MergedAnswer, agent=SYNTHESIZER, model_role="synthesizer", system=MERGE_PROMPT,
@@ -312,7 +318,7 @@ def escalation(kit: Kit, settings: Mapping[str, Any], *, human: str, done: str
         elif failure:
             reason = f"the escalation agent failed ({failure}); a person checks"
         else:
-            brief = {"request": task, "draft_answer": answer, "policy": desk.policy,
+            brief = {"request": task, "draft_answer": fence(answer, "the specialists' answer"), "policy": desk.policy,
                      "routing": [{k: h[k] for k in ("route", "kind", "confidence")} for h in state["hops"]]}
             verdict, why = await ask(kit, runtime, Escalation, agent=ESCALATION, model_role="router",
                                      system=ESCALATION_PROMPT, instructions=ESCALATION_INSTRUCTIONS, brief=brief)

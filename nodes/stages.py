@@ -20,8 +20,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 from pydantic import ValidationError
 
-from nodes import scope, synthesizer
+from nodes import reviewer, scope, synthesizer
 from nodes.briefs import prompt
+from nodes.guard import fenced
 from nodes.kit import Kit
 from state.context import RunContext
 from state.loops import loop_detected, signature
@@ -30,13 +31,14 @@ from state.protocol import AnyMessage, Blocker, CheckpointMsg, ReviewResult, Tas
 from state.roles import Role, Team
 from state.sequential import CheckOrder, Pipeline, SequentialSettings, SequentialState, StageCheck, resolve
 from state.team import Handoff, WorkOrder
+from state.untrusted import DATA_RULE, fence, suspicions
 
 NAME = "pipeline"
 
 CHECK_PROMPT = """You check an earlier stage's work before the pipeline goes on. Pass it only if it meets every \
 acceptance criterion; otherwise list each finding concretely, so that stage can fix it."""
 
-CHECK_INSTRUCTIONS = "Check the artifact below, written by the earlier stage named in the brief."
+CHECK_INSTRUCTIONS = "Check the artifact below, written by the earlier stage named in the brief.\n" + DATA_RULE
 
 FLAGGED_HEADING = "## Still flagged"
 
@@ -161,7 +163,9 @@ class Stages:
             return StageCheck(passed=False, summary=""), f"cannot read {order['path']}: {exc.strerror}"
         brief = {"checker": role.name, "stage": target.assignee, "title": target.title,
                  "acceptance_criteria": target.acceptance_criteria, "path": order["path"], "round": order["round"],
-                 "artifact": artifact}
+                 "artifact": fence(artifact, f"{target.assignee}, {order['path']}")}
+        if found := suspicions(artifact):
+            brief["flagged"] = reviewer.FLAGGED.format(", ".join(found))
         chat = self.kit.model("reviewer", runtime, agent=role.name, role=role, attempt=scope.attempt(runtime))
         try:
             answer = await chat.with_structured_output(StageCheck).ainvoke(
@@ -176,11 +180,12 @@ class Stages:
         plan, board = state["plan"], state["board"]
         assert plan is not None
         tasks = [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
-                  "path": board[t.id].artifact, "summary": board[t.id].summary, "reason": board[t.id].reason}
-                 for t in plan.tasks]
+                  "path": board[t.id].artifact, "summary": fenced(board[t.id].summary, f"{t.assignee}, {t.id}"),
+                  "reason": fenced(board[t.id].reason, f"the record of {t.id}")} for t in plan.tasks]
         flagged = [f"- {t.id} {t.assignee} ({board[t.id].reason}): {'; '.join(board[t.id].feedback)}"
                    for t in plan.tasks if board[t.id].status == TaskStatus.DONE and board[t.id].feedback]
-        brief = {"task": state["task"], "plan_summary": plan.summary, "tasks": tasks, "flagged": flagged}
+        brief = {"task": state["task"], "plan_summary": plan.summary, "tasks": tasks,
+                 "flagged": [fence(f, "the checks") for f in flagged]}
         chat = self.kit.model("synthesizer", runtime, agent=synthesizer.NAME, attempt=scope.attempt(runtime))
         reply = await chat.ainvoke(prompt(synthesizer.SYNTHESIZER_PROMPT, synthesizer.SYNTHESIS_INSTRUCTIONS, brief))
         result = reply.text.strip() + "\n\n" + "\n".join([FLAGGED_HEADING, "", *(flagged or ["- nothing"])])

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt
+from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.router import failure_of
 from nodes.worker import agent_turn, call_tool
@@ -53,6 +54,7 @@ from state.swarm import (
     Transfer,
     loop_in,
 )
+from state.untrusted import DATA_RULE, fence
 from tools.workspace import workspace_config
 
 INSTRUCTIONS = """You are one of a team of peers; nobody directs you. Do the request below if it is yours: write \
@@ -61,7 +63,8 @@ hands the whole request over (come_back false: they answer the user) or a part o
 comes back to you and you carry on). Call several transfer tools in one reply to hand parts to several peers at \
 once; you get all their results back under "results". If "caller" is set, give your result back with \
 return_to_<caller> when you are done. "kept" is what your own tools answered earlier. Otherwise reply with the \
-final answer to the user."""
+final answer to the user.
+""" + DATA_RULE
 
 
 def swarm_for(kit: Kit, team: Team, overrides: Mapping[str, Any]) -> Swarm:
@@ -146,11 +149,16 @@ def _take(move: Move, call: Any) -> ToolMessage:
 
 
 def brief_for(swarm: Swarm, team: Team, task: str, frame: Frame, chain: list[str], turn: int) -> dict[str, Any]:
-    """The agent's whole, scoped view: its request, its caller, its peers' skills, what came back to it."""
+    """The agent's whole, scoped view: its request, its caller, its peers' skills, what came back to it.
+
+    What other peers wrote (a request that is not the person's task, their results) is fenced as data."""
     role = team.role(frame["agent"])
-    return {"me": role.name, "capabilities": list(swarm.peers[role.name]), "task": task, "request": frame["request"],
+    request = frame["request"]
+    return {"me": role.name, "capabilities": list(swarm.peers[role.name]), "task": task,
+            "request": request if request == task else fence(request, f"hand-off to {role.name}"),
             "caller": frame["caller"], "peers": {p: list(k) for p, k in swarm.peers.items() if p != role.name},
-            "chain": chain, "kept": frame["kept"], "results": frame["results"],
+            "chain": chain, "kept": frame["kept"],
+            "results": [r | {"result": fence(r["result"], f"{r['agent']}, its result")} for r in frame["results"]],
             "path": f"T{turn}-{role.name}{role.artifact_suffix}"}
 
 
@@ -176,6 +184,7 @@ def peer(kit: Kit, overrides: Mapping[str, Any], *, helper: str, me: str
         frame["kept"] = [*frame["kept"], *move.kept][-KEPT_OUTPUTS:]
         frames[-1] = frame
         await _post_files(runtime, frame["agent"], frame["caller"] or "user", cid, turn, move)
+        await _screen(runtime, frame["agent"], "+".join(move.transfers) or frame["caller"] or "user", cid, turn, move)
         if failure is not None:
             await journal.post(Blocker(sender=frame["agent"], recipient=frame["caller"] or "user", correlation_id=cid,
                                        reason=f"failed: {failure}"))
@@ -208,6 +217,14 @@ async def _post_files(runtime: Runtime[RunContext], agent: str, to: str, cid: st
                                               summary=f"{agent}'s deliverable", round=turn)
                                   for path, sha in move.files.items()]
     await scope.journal(runtime).post(*messages)
+
+
+async def _screen(runtime: Runtime[RunContext], agent: str, to: str, cid: str, turn: int, move: Move) -> None:
+    """Journal a guard flag when what the agent hands on (requests, its result, its answer) reads like orders."""
+    said = {"hand-off": "\n".join(t.request for t in move.transfers.values()), "result": move.give_back or "",
+            "answer": move.answer}
+    if flagged := screen(said, f"{agent}'s"):
+        await scope.journal(runtime).post(flag(flagged, recipient=to, correlation_id=cid, rnd=turn))
 
 
 async def _give_back(runtime: Runtime[RunContext], frames: list[Frame], result: str, move: Move, cid: str, me: str,
@@ -286,6 +303,7 @@ def helper(kit: Kit, overrides: Mapping[str, Any], *, me: str
                           handoff_tools(swarm, team, order["agent"], caller=order["caller"], transfers=False))
         cid = f"turn-{order['turn']}"
         await _post_files(runtime, order["agent"], order["caller"], cid, order["turn"], move)
+        await _screen(runtime, order["agent"], order["caller"], cid, order["turn"], move)
         result = move.give_back or move.answer
         if not result:
             result = f"failed: no usable answer in {runtime.context.max_tool_turns} model turns"

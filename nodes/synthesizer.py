@@ -9,11 +9,12 @@ from langgraph.runtime import Runtime
 
 from nodes import scope
 from nodes.briefs import prompt
+from nodes.guard import fenced
 from nodes.kit import Kit
 from state.context import RunContext
 from state.protocol import CheckpointMsg
 from state.team import TeamState
-from state.untrusted import DATA_RULE, fence
+from state.untrusted import DATA_RULE
 
 NAME = "synthesizer"
 RESULT_FILE = "SUMMARY.md"
@@ -34,8 +35,8 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
             "task": state["task"],
             "plan_summary": plan.summary,
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": board[t.id].status.value,
-                       "path": board[t.id].artifact, "summary": _fenced(board[t.id].summary, f"{t.assignee}, {t.id}"),
-                       "reason": _fenced(board[t.id].reason, f"the record of {t.id}")}
+                       "path": board[t.id].artifact, "summary": fenced(board[t.id].summary, f"{t.assignee}, {t.id}"),
+                       "reason": fenced(board[t.id].reason, f"the record of {t.id}")}
                       for t in plan.tasks],
             "comment": decision.comment if decision else "",
         }
@@ -52,7 +53,3 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
 
     return synthesize
 
-
-def _fenced(text: str | None, source: str) -> str | None:
-    """What an agent said (a summary; a reason may quote a worker or reviewer), fenced as data."""
-    return fence(text, source) if text else text

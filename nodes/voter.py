@@ -3,7 +3,9 @@
 `convener` sends the bare question to every voter (`Send`, one each: no voter sees another's answer);
 `voter` asks one agent for a `Ballot`; `faulty_voter` is the vote node's error handler: a voter whose
 model kept failing or hanging is counted as a missing vote, not a failed run; `tally` applies the
-rule (`state.consensus.decide`), journals the count and the decision and writes the result.
+rule (`state.consensus.decide`), journals the count and the decision and writes the result. No agent reads
+another's ballot (the tally is not a model), so no ballot needs a fence; one that reads like orders to agents is
+journaled by the guard (`nodes.guard`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 
 from nodes import scope
 from nodes.briefs import prompt, request
+from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.models import is_transient
 from state.consensus import (
@@ -111,9 +114,11 @@ def voter(kit: Kit) -> Callable[..., Awaitable[dict]]:
         if not normalize(ballot.answer):
             return await _no_vote(runtime, agent, "an empty answer")
         said = " ".join(ballot.answer.split())[:200]
-        await scope.journal(runtime).post(Progress(
-            sender=agent, recipient=TALLY, correlation_id=TOPIC,
-            note=f"vote: {said} (confidence {ballot.confidence:.2f}) - {ballot.rationale}"))
+        messages: list[Any] = [Progress(sender=agent, recipient=TALLY, correlation_id=TOPIC,
+                                        note=f"vote: {said} (confidence {ballot.confidence:.2f}) - {ballot.rationale}")]
+        if flagged := screen({"answer": ballot.answer, "reason": ballot.rationale}, f"{agent}'s"):
+            messages.append(flag(flagged, recipient=TALLY, correlation_id=TOPIC))
+        await scope.journal(runtime).post(*messages)
         return {"votes": {agent: Vote(answer=normalize(said), said=said, confidence=ballot.confidence, fault=None)}}
 
     return vote

@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 
 from nodes import scope
 from nodes.briefs import prompt, request
+from nodes.guard import flag, screen_file
 from nodes.kit import Kit
 from nodes.models import MODEL_RETRY, is_transient
 from state.context import RunContext
@@ -30,7 +31,7 @@ from state.plan import TaskRecord, TaskStatus
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, Progress, ReviewRequest
 from state.roles import Role
 from state.team import Request, WorkOrder
-from state.untrusted import DATA_RULE, fence, neutralize, suspicions
+from state.untrusted import DATA_RULE, fence, neutralize
 from tools.mcp import ToolServerError
 from tools.reports import REPORT_TOOLS
 from tools.workspace import sha256, workspace_config, write_file
@@ -45,10 +46,6 @@ AGENT_INSTRUCTIONS = """Do the subtask below. Your final message is your deliver
 named in "path" unless you write files yourself with a write_file tool. Meet every acceptance criterion and \
 address every point under "feedback".
 """ + DATA_RULE
-
-
-GUARD = "guard"
-"""Who journals that a worker's output was flagged (`state.untrusted.suspicions`): troupe, not a model."""
 
 
 class ToolFailure(RuntimeError):
@@ -117,14 +114,13 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
             return await _failed(runtime, role, state, why, lead)
         artifact = brief["path"] if brief["path"] in written else next(iter(written))
-        flagged = await _screen(root / artifact, summary)
+        flagged = await screen_file(root / artifact, summary)
         summary = neutralize(summary) or f"wrote {artifact}"
         messages: list[AnyMessage] = [ArtifactMsg(sender=role.name, recipient=lead, correlation_id=task.id,
                                                   path=artifact, sha256=written[artifact], summary=summary,
                                                   round=state.round)]
         if flagged:
-            messages.append(Progress(sender=GUARD, recipient=reviewer or lead, correlation_id=task.id,
-                                     note=f"flagged round {state.round}: {flagged}; passed on only as fenced data"))
+            messages.append(flag(flagged, recipient=reviewer or lead, correlation_id=task.id, rnd=state.round))
         if reviewer:
             messages.append(ReviewRequest(sender=role.name, recipient=reviewer, correlation_id=task.id, path=artifact,
                                           round=state.round))
@@ -194,17 +190,6 @@ async def agent_turn(agent: Runnable[Any, Any], role: Role, brief: dict[str, Any
         written = {brief["path"]: sha256(final + "\n")}
     summary = final.splitlines()[0][:200] if final else ""
     return written, summary
-
-
-async def _screen(path: Path, summary: str) -> str:
-    """What in a worker's artifact and summary reads like instructions to other agents (empty: nothing)."""
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    said = [f"its {what} reads like instructions to agents ({', '.join(found)})"
-            for what, found in (("artifact", suspicions(text)), ("summary", suspicions(summary))) if found]
-    return "; ".join(said)
 
 
 async def _failed(runtime: Runtime[RunContext], role: Role, order: WorkOrder, reason: str, lead: str) -> dict:
