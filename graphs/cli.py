@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from pydantic_core import to_jsonable_python
 
-from graphs.console import Feed, approval_text, ask, describe, id_width, read_edit
+from graphs.console import Feed, approval_text, ask, describe, id_width, printable, read_edit
 from graphs.registry import PATTERNS, builder
 from graphs.runtime import (
     REPLAN_GATES,
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except TroupeError as exc:
-        print(f"troupe: error: {exc}", file=sys.stderr)
+        print(f"troupe: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ntroupe: interrupted; the last finished step is saved (`troupe resume THREAD`)", file=sys.stderr)
@@ -283,7 +283,7 @@ async def _guarded(runner: Runner, args: argparse.Namespace, feed: Feed, call: A
     except Exception as exc:  # a node failed after its retries: report it, the checkpoint stays resumable
         if os.environ.get("TROUPE_DEBUG"):
             raise
-        print(f"troupe: run stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+        print(f"troupe: run stopped: {type(exc).__name__}: {printable(str(exc).splitlines()[0]) if str(exc) else ''}\n"
               f"troupe: {await _next_step(runner, args.thread)}", file=sys.stderr)
         return 1
     _report(outcome)
@@ -341,7 +341,7 @@ def _report(outcome: Outcome) -> None:
     elif outcome.status == "awaiting_approval":
         print(f"\nwaiting for approval: `troupe approve {info.thread_id}` (or --reject)")
     elif outcome.status in ("completed", "escalated", "failed") and outcome.values.get("result"):
-        print(f"\n{outcome.values['result']}")
+        print(f"\n{printable(str(outcome.values['result']))}")
     print(f"status: {outcome.status}")
     print(f"thread: {info.thread_id}")
     print(f"workspace: {info.workspace}")
@@ -354,7 +354,7 @@ async def _runs(args: argparse.Namespace) -> int:
             print("no runs yet: `troupe run hierarchical \"...\"`")
         for info in infos:
             outcome = await runner.outcome(info)
-            print(f"{info.thread_id:<32} {info.pattern:<14} {_status(outcome):<18} {info.task}")
+            print(f"{info.thread_id:<32} {info.pattern:<14} {_status(outcome):<18} {printable(info.task)}")
     return 0
 
 
@@ -385,22 +385,22 @@ async def _show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"{info.thread_id}  {info.pattern}  {_status(outcome)}\ntask: {info.task}\nteam: {info.context.team}\n"
-          f"workspace: {info.workspace}")
+    print(printable(f"{info.thread_id}  {info.pattern}  {_status(outcome)}\ntask: {info.task}\n"
+                    f"team: {info.context.team}\nworkspace: {info.workspace}"))
     if outcome.error:
-        print(f"error: {outcome.error}")
+        print(f"error: {printable(outcome.error)}")
     if plan:
-        print(f"\nplan: {plan.summary}")
+        print(f"\nplan: {printable(plan.summary)}")
         width = id_width(plan)
         for t in plan.tasks:
             rec = board[t.id]
-            print(f"  {t.id:<{width}}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}"
-                  + (f"  ({rec.reason})" if rec.reason else ""))
+            print(printable(f"  {t.id:<{width}}{rec.status.value:<12}{t.assignee:<12} round {rec.round}  {t.title}"
+                            + (f"  ({rec.reason})" if rec.reason else "")))
     print(f"\nmessages ({len(messages)}):")
     for m in messages:
         print(f"  {describe(m)}")
     if outcome.values.get("result"):
-        print(f"\nresult:\n{outcome.values['result']}")
+        print(f"\nresult:\n{printable(str(outcome.values['result']))}")
     return 0
 
 

@@ -1,12 +1,16 @@
 """Plain-text views of a run for the terminal: the live feed, the approval request and a person's answer to it,
 `show` and `runs`.
 
-Plain lines rather than a redrawn screen, so the feed reads the same in a terminal, a pipe or a CI log.
+Plain lines rather than a redrawn screen, so the feed reads the same in a terminal, a pipe or a CI log. Text that
+came from a task, a team or a model passes `printable` on its way out: a control character or escape sequence in
+it is shown as an escape (`\\x1b[2J`), never sent to the terminal raw, so it cannot clear the screen, retitle the
+window, rewrite earlier lines or reorder what is read.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -20,6 +24,15 @@ from graphs.runtime import TroupeError
 from state.plan import Plan
 from state.protocol import AnyMessage, Kind, parse_message
 from state.team import Decision
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""C0 controls but newline and tab, DEL, C1 controls, bidi overrides and isolates, lone surrogates."""
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every character `_UNPRINTABLE` matches becomes a visible escape ('\\x1b',
+    '\\u202e'); newlines and tabs stay, so multi-line text still reads as lines."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m[0])[1:-1], text)
 
 
 class Feed:
@@ -38,13 +51,13 @@ class Feed:
                     self.plan(update["plan"])
 
     def line(self, text: str) -> None:
-        print(f"{time.monotonic() - self.t0:6.1f}s  {text}", file=self.out, flush=True)
+        print(f"{time.monotonic() - self.t0:6.1f}s  {printable(text)}", file=self.out, flush=True)
 
     def plan(self, plan: Plan) -> None:
         width = id_width(plan)
         for t in plan.tasks:
             after = f" (after {', '.join(t.depends_on)})" if t.depends_on else ""
-            print(f"         {t.id:<{width}}{t.assignee:<12} {t.title}{after}", file=self.out, flush=True)
+            print(printable(f"         {t.id:<{width}}{t.assignee:<12} {t.title}{after}"), file=self.out, flush=True)
 
 
 def id_width(plan: Plan) -> int:
@@ -53,7 +66,11 @@ def id_width(plan: Plan) -> int:
 
 
 def describe(m: AnyMessage) -> str:
-    """One line for one protocol message."""
+    """One line for one protocol message, safe for a terminal (`printable`)."""
+    return printable(_described(m))
+
+
+def _described(m: AnyMessage) -> str:
     head = f"[{m.sender} -> {m.recipient}] {m.kind.value} {m.correlation_id}"
     match m.kind:
         case Kind.TASK_ASSIGN:
@@ -84,7 +101,7 @@ def describe(m: AnyMessage) -> str:
 
 def approval_text(request: dict[str, Any]) -> str:
     """What a person is asked at an interrupt: the question, the tasks (if any) and any details; at a plan gate
-    each task's dependencies, at an escalation the subtask an edit would change."""
+    each task's dependencies, at an escalation the subtask an edit would change. Safe for a terminal (`printable`)."""
     after = {t["id"]: t.get("depends_on") for t in (request.get("plan") or {}).get("subtasks", [])}
     tasks = request.get("tasks", [])
     width = max([4, *(len(t["id"]) + 2 for t in tasks)])
@@ -104,7 +121,7 @@ def approval_text(request: dict[str, Any]) -> str:
         lines += [f"  {line}" for line in details.splitlines()]
     if request.get("error"):
         lines.append(f"  note: {request['error']}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _fields(title: str, fields: dict[str, Any]) -> list[str]:

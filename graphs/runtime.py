@@ -31,10 +31,12 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
+from pydantic import ValidationError
 
 if sys.platform != "win32":
     import fcntl
 
+from graphs.database import foreign_tables
 from graphs.lease import Busy, Leases
 from graphs.registry import PATTERNS, builder
 from nodes.kit import Agents, Kit, Tools
@@ -49,17 +51,22 @@ from state.team_file import read_team
 from tools.amendments import post_amendment
 from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
+from tools.workspace import sweep
 
 INDEX = ("index", "runs")
 _FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "about",
                      "build", "create", "make", "write", "implement", "design", "develop"})
 THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 MAX_SEED = 2**63 - 1
+"""The largest offline model seed: a run's settings are stored as 64-bit integers."""
+MAX_TASK_CHARS = 20_000
+"""The longest task or amendment, in characters (some 3,000 words, ten pages of a spec). The text is copied
+into every checkpoint of the run and into the prompts of its agents, so a long one multiplies the db's size and
+every model call's cost; longer material goes in a file the team reads."""
 MAX_LATENCY = 600.0
 """Simulated seconds per offline model call, at most."""
 MAX_ROUNDS = 100
 """Review rounds and tool turns, at most."""
-"""The largest offline model seed: a run's settings are stored as 64-bit integers."""
 STREAM_MODES: list[StreamMode] = ["updates", "custom"]
 REPLAN_GATES = ("approval", "plan")
 """Interrupt kinds an amendment answers at once: the run replans instead of asking."""
@@ -115,6 +122,9 @@ async def _setup_lock(db: Path) -> AsyncIterator[None]:
 def check_input(task: str, ctx: RunContext, thread_id: str | None = None) -> None:
     """A TroupeError unless the task, the settings and the thread id can be stored: checked before anything of a
     run is written (else the run would fail at its first write, with nothing saved to resume)."""
+    if not task.strip():
+        raise TroupeError("the task is empty: say what the team should do")
+    check_length("task", task)
     if thread_id is not None and not THREAD_ID.match(thread_id):
         raise TroupeError(f"bad thread id {thread_id!r}: use letters, digits, '-' and '_' (at most 64)")
     try:
@@ -143,6 +153,19 @@ def check_input(task: str, ctx: RunContext, thread_id: str | None = None) -> Non
             raise TroupeError(f"fail {who}={mode}: the mode is one of {', '.join(MODES)}, optionally ':N'")
 
 
+def check_length(what: str, text: str) -> None:
+    """A TroupeError when the task or amendment `text` is longer than `MAX_TASK_CHARS`."""
+    if len(text.strip()) > MAX_TASK_CHARS:
+        raise TroupeError(f"the {what} is {len(text.strip())} characters; the limit is {MAX_TASK_CHARS}: put long "
+                          "material in a file the team reads, or shorten it")
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    """'a, b, c', or the first `most` names and how many more."""
+    more = f", and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
 def cache_file(db: Path) -> Path:
     """The node cache lives beside the db, in its own file (its sync connection must not contend for locks)."""
     return db.with_name(db.stem + ".cache" + db.suffix)
@@ -167,7 +190,15 @@ class RunInfo:
         return cls(**{**data, "context": RunContext(**data["context"])})
 
     def team_spec(self) -> Team:
-        return Team.model_validate(self.team) if self.team is not None else load_team(self.context.team)
+        if self.team is None:
+            return load_team(self.context.team)
+        try:
+            return Team.model_validate(self.team)
+        except ValidationError as exc:  # stored by an older version that checked less
+            first = exc.errors()[0]
+            raise TroupeError(f"run {self.thread_id!r} was stored with a team this version refuses "
+                              f"({'.'.join(map(str, first['loc']))}: {first['msg']}): start it again with a "
+                              "corrected team") from None
 
     @property
     def workspace(self) -> Path:
@@ -215,7 +246,8 @@ class Runner:
     @asynccontextmanager
     async def open(cls, db: Path | str, *, models: Models = None, tools: Tools = None,
                    agents: Agents = None, wait: bool = False) -> AsyncIterator[Runner]:
-        """Open (creating it if new) the database `db`. A run is driven by one process at a time (see
+        """Open (creating it if new) the database `db`; another application's database is refused before anything
+        is written to it (`graphs.database`). A run is driven by one process at a time (see
         `graphs.lease`): a call on a run another live process drives fails, or with `wait` waits for it."""
         db = Path(db)
         async with AsyncExitStack() as opened:
@@ -224,6 +256,9 @@ class Runner:
                 saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db)), serde=serializer())
                 store = AsyncSqliteStore(await opened.enter_async_context(aiosqlite.connect(db, isolation_level=None)))
                 async with _setup_lock(db):
+                    if tables := await asyncio.to_thread(foreign_tables, db):
+                        raise TroupeError(f"{db} is another application's database (tables: {_listed(tables)}): "
+                                          "point --db or $TROUPE_DB at a troupe database or a new file")
                     await saver.setup()
                     await store.setup()
                     await asyncio.to_thread(Leases(db).setup)
@@ -266,8 +301,6 @@ class Runner:
         except LookupError as exc:
             raise TroupeError(str(exc)) from None
         task = task.strip()
-        if not task:
-            raise TroupeError("the task is empty: say what the team should do")
         check_input(task, ctx, thread_id)
         if ctx.approve_plan and pattern not in PLAN_GATED:
             raise TroupeError(f"a {pattern} run has no plan to approve: approve_plan (--approve-plan) works on "
@@ -334,6 +367,7 @@ class Runner:
         """Where the run stands, if `text` can be added to its scope; else a TroupeError that says why not."""
         if not text.strip():
             raise TroupeError("the amendment is empty: say what to add, e.g. \"Also add OAuth login\"")
+        check_length("amendment", text)
         info = await self.info(thread_id)
         if info.pattern != "hierarchical":
             raise TroupeError(f"run {thread_id!r} is a {info.pattern} run: amend works on hierarchical runs and "
@@ -429,6 +463,7 @@ class Runner:
                               "open the Runner with the same models=, tools= and agents= to carry it on")
 
     async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
+        await asyncio.to_thread(sweep, info.workspace)  # temp files a killed write left behind
         self._require_objects(info)
         graph = self.compile(info)
         stream = graph.astream(payload, _config(info), context=info.context, stream_mode=STREAM_MODES,

@@ -11,6 +11,8 @@ import os
 import urllib.error
 import urllib.request
 
+from state.urls import redact
+
 DEFAULT_ENDPOINT = "https://api.smith.langchain.com"
 FLAGS = ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2")
 
@@ -36,4 +38,4 @@ def ensure_reachable(timeout: float = 2.0) -> str | None:
         for flag in FLAGS:
             os.environ[flag] = "false"
         reason = getattr(exc, "reason", exc)
-        return f"LangSmith endpoint {url} did not answer ({reason}): tracing is off for this run"
+        return f"LangSmith endpoint {redact(url)} did not answer ({reason}): tracing is off for this run"

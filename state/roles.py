@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from state.urls import refuse_credential
 
 ModelRole = Literal["planner", "worker", "reviewer", "synthesizer", "router"]
 """What an agent asks the model layer for; each can map to a different model."""
@@ -40,6 +42,14 @@ class ModelSettings(BaseModel):
     timeout: float | None = Field(default=None, gt=0, description="Seconds before one model call gives up.")
     base_url: str | None = Field(default=None, description="Endpoint of an OpenAI-compatible or provider server.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key (never the key).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credential(cls, url: str | None) -> str | None:
+        """A team is stored with each run and shown: a key in its URL would be too (`state.urls`)."""
+        if url is not None:
+            refuse_credential(url)
+        return url
 
     def options(self) -> dict[str, Any]:
         """The settings that are set, as keyword arguments for a chat model (the key read from its variable)."""

@@ -82,11 +82,11 @@ RUN_FLAGS = [
 ]
 PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchStrategy[str]]]] = {
     # subcommand: (its flags, its positionals)
-    "resume": ([flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL],
-               [junk_or(THREADS)]),
-    "approve": ([switch("--reject"), flag("--comment", junk_or(["ok"])), flag("--edit", junk_or(PATHS))],
-                [junk_or(THREADS)]),
-    "amend": (APPROVAL, [junk_or(THREADS), junk_or(["Also add OAuth login"])]),
+    "resume": ([flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
+                switch("--wait")], [junk_or(THREADS)]),
+    "approve": ([switch("--reject"), flag("--comment", junk_or(["ok"])), flag("--edit", junk_or(PATHS)),
+                 switch("--wait")], [junk_or(THREADS)]),
+    "amend": ([*APPROVAL, switch("--wait")], [junk_or(THREADS), junk_or(["Also add OAuth login"])]),
     "runs": ([], []),
     "show": ([switch("--json")], [junk_or(THREADS)]),
     "patterns": ([], []),

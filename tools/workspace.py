@@ -12,7 +12,9 @@ workspace folder is opened once, and every folder below it is opened relative to
 descriptor with `O_NOFOLLOW` (created with `mkdir` relative to that descriptor when missing), so a
 folder swapped for a symbolic link mid-call is refused, not followed. `write_file` writes a
 temporary file in the target folder and renames it over the target (readers never see half a file,
-and a rename replaces a directory entry; it never writes through a link). Refused:
+and a rename replaces a directory entry; it never writes through a link). A process killed between the
+write and the rename leaves that temporary file (`.troupe-<16 hex digits>.tmp`) behind; `sweep(root)` removes
+such leftovers, and the runtime calls it on a run's workspace each time it drives the run. Refused:
 
 - a target or any folder on the way that is a symbolic link (even one pointing inside the workspace);
 - a target with more than one hard link (`st_nlink > 1`), for writing and for reading: it may be a
@@ -63,6 +65,7 @@ MAX_PATH_BYTES = 4096
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEMP = re.compile(r"\.troupe-[0-9a-f]{16}\.tmp")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -234,7 +237,7 @@ def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, di
             raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
         if old is not None:
             _check_target(old, shown, writing=True)
-        temp = f".troupe-{secrets.token_hex(8)}.tmp"
+        temp = f".troupe-{secrets.token_hex(8)}.tmp"  # the name `_TEMP` matches
         try:
             out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
         except OSError as exc:
@@ -259,6 +262,17 @@ def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, di
             _unlink(temp, fd)
             raise
     return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
+
+
+def sweep(root: Path) -> None:
+    """Remove the temporary files a killed `write_file` left anywhere in the workspace `root`: regular files whose
+    name matches `.troupe-<16 hex digits>.tmp` exactly, nothing else; links are never followed."""
+    with suppress(OSError):  # no workspace yet, or it cannot be opened: nothing to sweep
+        for _, _, files, fd in os.fwalk(root, follow_symlinks=False):
+            for name in filter(_TEMP.fullmatch, files):
+                with suppress(OSError):  # gone meanwhile, or not ours to remove: leave it
+                    if stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        os.unlink(name, dir_fd=fd)
 
 
 def _unlink(name: str, fd: int) -> None:
