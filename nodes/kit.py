@@ -9,6 +9,7 @@ the stored run settings; a resumed run gets them again from its caller.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from nodes.models import Models, check_spec, get_model, model_objects
 from nodes.teams import load_team
 from state.context import RunContext
 from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
+from state.urls import refuse_credential
 from tools.mcp import mcp_tools
 from tools.workspace import WORKSPACE_TOOLS
 
@@ -63,7 +65,8 @@ class Kit:
         return kit
 
     def check(self, team: Team, ctx: RunContext) -> None:
-        """Every name the team and the run use resolves: tools, model keys, agents, model specs."""
+        """Every name the team and the run use resolves: tools, model keys, agents, model specs; the run's base URL
+        carries no credential."""
         for i, role in enumerate(team.roles):
             for j, name in enumerate(role.tools):
                 if mcp_server_of(name) is None and name not in self._tool_names():
@@ -86,6 +89,10 @@ class Kit:
                 raise TeamError(f"model setting {key!r}: neither a model role ({', '.join(MODEL_ROLES)}) nor an agent "
                                 f"of team {team.name!r}")
             _check(spec, f"model {key}" if key != "model" else "model")
+        try:
+            refuse_credential(ctx.base_url or "")
+        except ValueError as exc:  # stored with the run and shown by `troupe show`
+            raise TeamError(f"base_url (--base-url or $OPENAI_BASE_URL): {exc}") from None
 
     async def team_for(self, runtime: Runtime[RunContext]) -> Team:
         """The built-in team, else the one the run's context names (read off the event loop, then checked)."""
@@ -151,7 +158,9 @@ def _from_function(fn: Callable[..., Any]) -> BaseTool:
     if not callable(fn):
         raise TeamError(f"tools=: {fn!r} is neither a LangChain tool nor a function")
     try:
-        return StructuredTool.from_function(fn, handle_tool_error=True, handle_validation_error=True)
+        is_async = inspect.iscoroutinefunction(fn)  # given as `func`, an async function's result is never awaited
+        return StructuredTool.from_function(None if is_async else fn, fn if is_async else None,
+                                            handle_tool_error=True, handle_validation_error=True)
     except ValueError as exc:  # e.g. no docstring to tell the model what it does
         raise TeamError(f"tools=: cannot make a tool of {getattr(fn, '__name__', fn)!r}: {exc}") from None
 
