@@ -61,6 +61,7 @@ EXPECTED = {
         "split T6 -> T6.1, T6.2",
     ],
     '"Plan a product launch")': ["completed ['content', 'design', 'outreach']"],
+    "tools=[send_invoice]) as runner:": ["completed 1"],
     'team="support")': [
         "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
         "completed Refunded $900.",
