@@ -17,6 +17,7 @@ from langgraph.store.memory import InMemoryStore
 
 from graphs.hierarchical import build
 from graphs.runtime import Runner, serializer
+from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
 
 TODO_TASK = "Build a REST API for todo management"
@@ -47,6 +48,20 @@ def troupe(db: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
                               env=cli_env(db), stdin=subprocess.DEVNULL, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def prompts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every prompt the offline model answers, as (agent, text of all its messages)."""
+    seen: list[tuple[str, str]] = []
+    answer = OfflineChatModel._answer
+
+    def recording(self: OfflineChatModel, messages: list[Any], tools: list[dict[str, Any]], mode: str | None) -> Any:
+        seen.append((self.name or self.role, "\n".join(str(m.content) for m in messages)))
+        return answer(self, messages, tools, mode)
+
+    monkeypatch.setattr(OfflineChatModel, "_answer", recording)
+    return seen
 
 
 def in_memory(**build_options: Any) -> CompiledStateGraph[Any, Any, Any, Any]:

@@ -13,7 +13,6 @@ from conftest import TODO_TASK, with_runner
 
 from graphs.console import describe
 from graphs.runtime import Outcome, Runner
-from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
 from state.protocol import Kind
 from state.team import Decision
@@ -35,20 +34,6 @@ def run(db: Path, ctx: RunContext, thread: str) -> tuple[Outcome, list[Any]]:
         return outcome, await runner.journal(thread)
 
     return with_runner(db, go)  # type: ignore[return-value]
-
-
-@pytest.fixture
-def prompts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every prompt the offline model answers, as (agent, text of all its messages)."""
-    seen: list[tuple[str, str]] = []
-    answer = OfflineChatModel._answer
-
-    def recording(self: OfflineChatModel, messages: list[Any], tools: list[dict[str, Any]], mode: str | None) -> Any:
-        seen.append((self.name or self.role, "\n".join(str(m.content) for m in messages)))
-        return answer(self, messages, tools, mode)
-
-    monkeypatch.setattr(OfflineChatModel, "_answer", recording)
-    return seen
 
 
 @pytest.fixture

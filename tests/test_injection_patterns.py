@@ -15,7 +15,6 @@ from test_injection import FENCED, ORDERS
 from graphs.console import describe
 from graphs.runtime import Outcome, Runner
 from nodes.guard import GUARD
-from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
 from state.protocol import Kind
 from state.untrusted import DATA_RULE
@@ -38,20 +37,6 @@ CASES: dict[str, tuple[str, str, str, set[str]]] = {
     "swarm-entry": ("software", "Design the backend and the tests for todo management", "architect",
                     {"backend", "qa"}),  # the entry peer: what it hands on
 }
-
-
-@pytest.fixture
-def prompts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every prompt the offline model answers, as (agent, text of all its messages)."""
-    seen: list[tuple[str, str]] = []
-    answer = OfflineChatModel._answer
-
-    def recording(self: OfflineChatModel, messages: list[Any], tools: list[dict[str, Any]], mode: str | None) -> Any:
-        seen.append((self.name or self.role, "\n".join(str(m.content) for m in messages)))
-        return answer(self, messages, tools, mode)
-
-    monkeypatch.setattr(OfflineChatModel, "_answer", recording)
-    return seen
 
 
 def run(db: Path, ctx: RunContext, case: str, thread: str = "inject") -> tuple[Outcome, list[Any]]:
