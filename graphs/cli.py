@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,6 +35,8 @@ from state.context import RunContext
 from state.roles import MODEL_ROLES, Team, TeamError
 from state.team import Decision
 from state.team_file import read_team
+
+DB_HELP = "SQLite file for checkpoints, store and cache (default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="troupe", description="Durable multi-agent team runs on LangGraph.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file for checkpoints, store and cache "
-                   "(default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)")
+    p.add_argument("--db", type=Path, default=None, help=DB_HELP)
+    p.add_argument("--version", action="version", version=f"troupe {_version()}")
     sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="start a run: troupe run PATTERN TASK")
@@ -142,7 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     check = teams_sub.add_parser("check", help="validate a team file: troupe teams check PATH")
     check.add_argument("path", type=Path)
     check.set_defaults(handler=_check_team)
+    for command in sub.choices.values():  # `troupe runs --db X` as well as `troupe --db X runs`
+        command.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=DB_HELP)
     return p
+
+
+def _version() -> str:
+    try:
+        return version("troupe")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _approval_flags(p: argparse.ArgumentParser) -> None:

@@ -114,3 +114,21 @@ def test_a_run_that_failed_on_its_model_resumes_with_a_fixed_model(troupe) -> No
 def test_the_fail_help_names_every_offline_mode(troupe) -> None:
     shown = " ".join(troupe("run", "--help").stdout.split())
     assert all(f"'{mode}'" in shown for mode in MODES), shown
+
+
+def test_version_names_the_installed_release(troupe) -> None:
+    from importlib.metadata import version
+
+    out = troupe("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, f"troupe {version('troupe')}")
+
+
+def test_db_is_taken_before_or_after_the_subcommand(troupe, tmp_path) -> None:
+    other = tmp_path / "other.sqlite"
+    done = troupe("run", "hierarchical", TODO_TASK, "--thread", "after", "--latency", "0", "--db", str(other))
+    assert done.returncode == 0, done.stderr
+    assert f"checkpoints: {other}" in done.stdout
+    for argv in (["runs", "--db", str(other)], ["--db", str(other), "runs"]):
+        assert troupe(*argv).stdout.startswith("after "), argv
+    assert "no runs yet" in troupe("runs").stdout  # $TROUPE_DB, the fixture's database, was not touched
+    assert "after" in troupe("show", "after", "--db", str(other)).stdout

@@ -98,10 +98,9 @@ PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchS
 
 @st.composite
 def argvs(draw: st.DrawFn) -> list[str]:
-    """An argv: maybe `--db`, a subcommand (or junk), some of its flags and positionals, maybe junk mixed in."""
+    """An argv: a subcommand (or junk), some of its flags and positionals, maybe `--db` (before or after the
+    subcommand), maybe junk mixed in."""
     argv: list[str] = []
-    if draw(st.integers(0, 3)) == 0:
-        argv += ["--db", draw(st.sampled_from(DBS))]
     command = draw(st.sampled_from(SUBCOMMANDS) | st.sampled_from(JUNK))
     argv.append(command)
     if command == "run":
@@ -116,21 +115,26 @@ def argvs(draw: st.DrawFn) -> list[str]:
         flags, positionals = PER_COMMAND[command]
         argv += [draw(p) for p in positionals if draw(st.integers(0, 5)) > 0]
         argv += [a for f in draw(st.lists(st.sampled_from(flags), max_size=3)) for a in draw(f)] if flags else []
+    if draw(st.integers(0, 3)) == 0:
+        db = ["--db", draw(st.sampled_from(DBS))]
+        argv = db + argv if draw(st.booleans()) else argv + db
     if draw(st.integers(0, 4)) == 0:
         argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(JUNK)))
     return argv
 
 
 def test_the_fuzz_knows_every_subcommand_and_flag() -> None:
-    """The argv strategy stays in step with the real parser: every subcommand, and every flag of `run`."""
+    """The argv strategy stays in step with the real parser: every subcommand, and every flag of `run` (`--db`,
+    which every subcommand takes, is drawn for all of them)."""
     import argparse
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(SUBCOMMANDS)
-    run_flags = {o for a in sub.choices["run"]._actions for o in a.option_strings} - {"-h", "--help", "--latency"}
+    run_flags = {o for a in sub.choices["run"]._actions for o in a.option_strings} - {"-h", "--help", "--latency",
+                                                                                       "--db"}
     assert run_flags == {FLAG_NAMES[id(f)] for f in RUN_FLAGS}
     for name, (flags, _) in PER_COMMAND.items():
-        real = {o for a in sub.choices[name]._actions for o in a.option_strings} - {"-h", "--help"}
+        real = {o for a in sub.choices[name]._actions for o in a.option_strings} - {"-h", "--help", "--db"}
         assert real == {FLAG_NAMES[id(f)] for f in flags}, name
 
 
