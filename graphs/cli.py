@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     amend.set_defaults(handler=_amend)
 
     runs = sub.add_parser("runs", help="list runs with their status")
+    runs.add_argument("--json", action="store_true", help="machine-readable output: a list of runs")
     runs.set_defaults(handler=_runs)
 
     show = sub.add_parser("show", help="plan, task board and protocol messages of a run")
@@ -129,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_show)
 
     patterns = sub.add_parser("patterns", help="list the orchestration patterns and when to pick each")
+    patterns.add_argument("--json", action="store_true", help="machine-readable output: {pattern: when to pick it}")
     patterns.set_defaults(handler=_patterns)
 
     graph = sub.add_parser("graph", help="a pattern's graph as Mermaid text, or a PNG (--png FILE)")
@@ -362,12 +364,16 @@ def _report(outcome: Outcome) -> None:
 
 async def _runs(args: argparse.Namespace) -> int:
     async with Runner.open(args.db or default_db()) as runner:
-        infos = await runner.runs()
-        if not infos:
-            print("no runs yet: `troupe run hierarchical \"...\"`")
-        for info in infos:
-            outcome = await runner.outcome(info)
-            print(f"{info.thread_id:<32} {info.pattern:<14} {_status(outcome):<18} {printable(info.task)}")
+        outcomes = [await runner.outcome(info) for info in await runner.runs()]
+    if args.json:
+        print(json.dumps([{"thread_id": o.info.thread_id, "pattern": o.info.pattern, "status": o.status,
+                           "owner": o.owner, "task": o.info.task, "created": o.info.created} for o in outcomes],
+                         indent=2))
+        return 0
+    if not outcomes:
+        print("no runs yet: `troupe run hierarchical \"...\"`")
+    for o in outcomes:
+        print(f"{o.info.thread_id:<32} {o.info.pattern:<14} {_status(o):<18} {printable(o.info.task)}")
     return 0
 
 
@@ -448,6 +454,9 @@ async def _check_team(args: argparse.Namespace) -> int:
 
 
 async def _patterns(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(PATTERNS, indent=2))
+        return 0
     for name, summary in PATTERNS.items():
         print(f"{name:<14} {summary}")
     return 0

@@ -132,3 +132,17 @@ def test_db_is_taken_before_or_after_the_subcommand(troupe, tmp_path) -> None:
         assert troupe(*argv).stdout.startswith("after "), argv
     assert "no runs yet" in troupe("runs").stdout  # $TROUPE_DB, the fixture's database, was not touched
     assert "after" in troupe("show", "after", "--db", str(other)).stdout
+
+
+def test_runs_and_patterns_speak_json(troupe) -> None:
+    from graphs.registry import PATTERNS
+
+    assert json.loads(troupe("runs", "--json").stdout) == []
+    held = troupe("run", "hierarchical", TODO_TASK, "--thread", "listed", "--latency", "0", "--await-approval")
+    assert held.returncode == 0, held.stderr
+    [run] = json.loads(troupe("runs", "--json").stdout)
+    assert {k: run[k] for k in ("thread_id", "pattern", "status", "owner", "task")} == {
+        "thread_id": "listed", "pattern": "hierarchical", "status": "awaiting_approval", "owner": None,
+        "task": TODO_TASK}
+    assert isinstance(run["created"], float)
+    assert json.loads(troupe("patterns", "--json").stdout) == PATTERNS
