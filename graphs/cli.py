@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"troupe: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ntroupe: interrupted; the last finished step is saved (`troupe resume THREAD`)", file=sys.stderr)
+        thread = getattr(args, "thread", None) or "THREAD"
+        print(f"\ntroupe: interrupted: the run stopped after its last finished step (`troupe resume {thread}`)",
+              file=sys.stderr)
         return 130
 
 

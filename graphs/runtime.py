@@ -431,7 +431,7 @@ class Runner:
         awaiting_approval, stopped, failed, completed, rejected (a run with no checkpoint yet is stopped: `resume`
         starts it)."""
         snapshot = await self.reader(info).aget_state(_config(info))
-        errors = [t.error for t in snapshot.tasks if t.error]
+        errors = [t.error for t in snapshot.tasks if t.error and not _cancelled(t.error)]
         owner = None if info.thread_id in self._held else await asyncio.to_thread(self.leases.owner, info.thread_id)
         if owner is not None:
             status = "running"
@@ -444,7 +444,7 @@ class Runner:
         else:
             status = snapshot.values.get("status", "stopped")
         first = snapshot.interrupts[0] if snapshot.interrupts else None
-        error = f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
+        error = next((e if isinstance(e, str) else f"{type(e).__name__}: {e}" for e in errors), None)
         return Outcome(info, status, dict(snapshot.values), first.value if first else None, error,
                        first.id if first else None, str(owner) if owner else None)
 
@@ -508,6 +508,12 @@ def _object_names(kit: Kit, team: Team) -> dict[str, list[str]]:
     """The names of the objects a run depends on: model keys, the team's tools it was given, agents."""
     used = {t for r in team.roles for t in r.tools if mcp_server_of(t) is None}
     return {"models": sorted(kit.models), "tools": sorted(set(kit.tools) & used), "agents": sorted(kit.agents)}
+
+
+def _cancelled(error: Exception | str) -> bool:
+    """A task error that only says the process was interrupted (Ctrl-C): the run stopped, it did not fail. A
+    checkpoint read back gives the error as its text, e.g. 'CancelledError()'."""
+    return isinstance(error, asyncio.CancelledError) or (isinstance(error, str) and error.startswith("CancelledError"))
 
 
 def _config(info: RunInfo) -> RunnableConfig:

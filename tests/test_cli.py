@@ -146,3 +146,26 @@ def test_runs_and_patterns_speak_json(troupe) -> None:
         "task": TODO_TASK}
     assert isinstance(run["created"], float)
     assert json.loads(troupe("patterns", "--json").stdout) == PATTERNS
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_and_names_it(troupe, db) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "cut",
+                             "--latency", "0.5"], env=cli_env(db), text=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    while "TASK_ASSIGN" not in proc.stdout.readline():  # the team is at work
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "the run stopped after its last finished step (`troupe resume cut`)" in err
+    shown = json.loads(troupe("show", "cut", "--json").stdout)
+    assert (shown["status"], shown["error"]) == ("stopped", None)  # not "failed" with a CancelledError
+    assert "status: completed" in troupe("resume", "cut", "--auto-approve").stdout
