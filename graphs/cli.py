@@ -27,7 +27,7 @@ from graphs.runtime import (
     recipes,
     resolve,
 )
-from graphs.tracing import deliver, ensure_reachable
+from graphs.tracing import ensure_reachable
 from nodes.kit import Kit
 from nodes.offline_model import MODES, OFFLINE_LABEL
 from nodes.teams import available, load_team
@@ -50,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"troupe: {warning}", file=sys.stderr)
     try:
         code: int = asyncio.run(args.handler(args))
-        deliver()
         sys.stdout.flush()
         return code
     except BrokenPipeError:  # the reader went away (`troupe show X --json | head`): not an error of ours

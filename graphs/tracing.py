@@ -39,12 +39,3 @@ def ensure_reachable(timeout: float = 2.0) -> str | None:
             os.environ[flag] = "false"
         reason = getattr(exc, "reason", exc)
         return f"LangSmith endpoint {redact(url)} did not answer ({reason}): tracing is off for this run"
-
-
-def deliver() -> None:
-    """Send the traces still queued before the process ends, rather than leave them to LangSmith's exit hook
-    (which a loaded machine can cut short)."""
-    if tracing_enabled():
-        from langchain_core.tracers.langchain import wait_for_all_tracers
-
-        wait_for_all_tracers()

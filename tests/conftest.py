@@ -35,7 +35,7 @@ def ctx(tmp_path: Path) -> RunContext:
 
 
 def cli_env(db: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_", "LANGSMITH_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))}
     return {**env, "TROUPE_DB": str(db), "LANGSMITH_TRACING": "false"}
 
 

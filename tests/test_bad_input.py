@@ -200,6 +200,7 @@ def test_redact_hides_user_parts_and_key_parameters_only() -> None:
 
 def test_the_tracing_warning_redacts_its_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANGSMITH_TRACING", "true")
+    monkeypatch.setenv("LANGCHAIN_TRACING_V2", "true")  # ensure_reachable turns both off: restored after the test
     monkeypatch.setenv("LANGSMITH_ENDPOINT", "http://me:hunter2@127.0.0.1:9")
     warning = ensure_reachable(timeout=0.5)
     assert warning is not None and "http://***@127.0.0.1:9 did not answer" in warning and "hunter2" not in warning
