@@ -25,6 +25,7 @@ from langgraph.graph import END, START, StateGraph
 from nodes import voter
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.consensus import ConsensusInput, ConsensusOutput, ConsensusState, Rule, VoteOrder
 from state.context import RunContext
 from state.roles import Team
@@ -36,6 +37,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     voters: int | list[str] | None = None,
     rule: Rule | None = None,
@@ -52,7 +54,7 @@ def build(
     Settings that cannot work (n < 3f + 1, a quorum f faults could block, ...) fail the build when
     the team is known, else the run's first step. `node_timeout` caps one attempt of a voter.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="consensus", budget=budget)
     overrides = {"voters": voters, "rule": rule, "weights": weights, "quorum": quorum, "faults": faults}
     if kit.team is not None:
         voter.settings_of(kit, kit.team, overrides)

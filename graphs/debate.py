@@ -32,6 +32,7 @@ from langgraph.types import Command, Send
 from nodes import debater, scope
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.debate import DebateInput, DebateOutput, DebateState, DebateTurn, PositionRecord, stance_key, tally
 from state.loops import earlier, loop_detected, signature
@@ -53,8 +54,8 @@ def turns(question: str, debaters: list[str], rnd: int, positions: Mapping[str, 
 
 
 def assignments(question: str, debaters: list[str], rnd: int) -> list[AnyMessage]:
-    return [TaskAssign(sender=MODERATOR, recipient=d, correlation_id=f"round-{rnd}", title=question, round=rnd)
-            for d in debaters]
+    return [TaskAssign(sender=MODERATOR, recipient=d, correlation_id=f"round-{rnd}", title=question, round=rnd,
+                       reason=f"one of the {len(debaters)} debaters, round {rnd}") for d in debaters]
 
 
 def opener(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[Command]]:
@@ -118,6 +119,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     debaters: int | list[str] | None = None,
     max_rounds: int | None = None,
@@ -131,7 +133,7 @@ def build(
     keywords override the team file's `patterns.debate` section (None: the team's value, else the default);
     a bad setting fails here when the team is known, naming the file and line.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="debate", budget=budget)
     overrides = {"debaters": debaters, "max_rounds": max_rounds, "converge_at": converge_at, "judge": judge,
                  "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:

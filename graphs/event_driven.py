@@ -35,6 +35,7 @@ from langgraph.runtime import Runtime
 from nodes import events, scope
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.event_driven import Delivery, EventInput, EventOutput, EventState
 from state.protocol import CheckpointMsg
@@ -83,6 +84,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     subscriptions: dict[str, list[str]] | None = None,
     initial_topic: str | None = None,
@@ -97,7 +99,7 @@ def build(
     fails here when the team is known, naming the file and line. `node_timeout` is unused by this pattern's
     nodes (handlers run under `handler_timeout`); it is accepted like every pattern's `build()`.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="event_driven", budget=budget)
     overrides = {"subscriptions": subscriptions, "initial_topic": initial_topic, "max_events": max_events,
                  "handler_timeout": handler_timeout, "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:

@@ -24,6 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from nodes import approval, dispatcher, replanner, reviewer, supervisor, synthesizer, worker
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.team import Escalation, ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
@@ -35,6 +36,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     approve_plan: bool | None = None,
     max_workers: int | None = None,
@@ -49,7 +51,7 @@ def build(
     `node_timeout` caps one attempt of a model-calling node, in seconds. `approve_plan`, `max_workers` and
     `fallback_model` override the team file's `patterns.hierarchical` settings (None: the file's, else defaults).
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="hierarchical", budget=budget)
     overrides = {"approve_plan": approve_plan, "max_workers": max_workers, "fallback_model": fallback_model}
     # Bad settings fail the build (a team file's, with its line); a team's own reviewer gets the review requests.
     found = supervisor.check_settings(kit, kit.team, overrides) if kit.team is not None else None

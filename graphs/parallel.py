@@ -29,6 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from nodes import fanout, reviewer, synthesizer, worker
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.parallel import ParallelState
 from state.roles import Team
@@ -43,6 +44,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     max_concurrency: int | None = None,
     agent_timeout: float | None = None,
     review: bool | None = None,
@@ -58,7 +60,7 @@ def build(
     reviewer sends back with the same unmet criteria twice in a row fails at once (default True).
     `node_timeout` caps one attempt of the split and synthesis nodes, in seconds.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="parallel", budget=budget)
     overrides = {"max_concurrency": max_concurrency, "agent_timeout": agent_timeout, "review": review,
                  "stop_on_repeat": stop_on_repeat}
     fanout.settings(kit, kit.team, overrides)  # bad settings fail the build (a team file's, with its line)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.graph import StateGraph
+if TYPE_CHECKING:
+    from langgraph.graph import StateGraph
 
 PATTERNS: dict[str, str] = {
     "hierarchical": "a task that decomposes: a supervisor plans, specialists work in parallel, review, approval",

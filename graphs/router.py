@@ -34,6 +34,7 @@ from nodes import approval, worker
 from nodes import router as desk
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.router import RouterInput, RouterOutput, RouterState
@@ -46,6 +47,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     routes: dict[str, list[str]] | None = None,
     threshold: float | None = None,
@@ -59,7 +61,7 @@ def build(
     other keywords override the team file's `patterns.router` settings (None: the team's, else the default).
     A bad setting (an unknown route, a threshold outside 0..1) fails here when the team is given.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="router", budget=budget)
     settings = {"routes": routes, "threshold": threshold, "max_hops": max_hops, "escalate_on": escalate_on,
                 "escalation_policy": escalation_policy}
     if kit.team is not None:

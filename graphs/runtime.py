@@ -1,8 +1,8 @@
-"""The durable runtime: compiles a pattern with a SQLite checkpointer, store and cache, and runs,
-resumes and approves runs by thread.
+"""The durable runtime: compiles a pattern with a SQLite checkpointer and store, and runs, resumes, forks and
+approves runs by thread.
 
-One SQLite file holds everything of a run: LangGraph's checkpoints and the store (the run index,
-each run's journal and its shared context records); LangGraph's node cache sits beside it. Steps
+One SQLite file holds everything of a run: LangGraph's checkpoints and the store (the run index, each run's
+journal, its model calls, its shared context records, and the model cache shared by all runs). Steps
 are written with `durability="sync"`, so a run killed at any point resumes from its last
 super-step, and work finished within that step (pending writes) is not done again.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import aiosqlite
 from langchain_core.runnables import RunnableConfig
-from langgraph.cache.sqlite import SqliteCache
+from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -37,13 +37,17 @@ if sys.platform != "win32":
     import fcntl
 
 from graphs.database import foreign_tables
+from graphs.errors import TroupeError
 from graphs.lease import Busy, Leases
 from graphs.registry import PATTERNS, builder
+from graphs.timetravel import copy_records, copy_thread, copy_workspace, created, find, root_checkpoints
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import Models, ModelSpecError
-from nodes.offline_model import MODES
+from nodes.spending import BUDGET
 from nodes.teams import available, load_team
-from state.context import RunContext
+from state.budget import Budget, Call
+from state.context import MODES, RunContext
+from state.plan import TaskRecord, TaskStatus
 from state.protocol import AnyMessage
 from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
@@ -51,6 +55,7 @@ from state.team_file import read_team
 from tools.amendments import post_amendment
 from tools.context_store import ProgressRecord, read_progress
 from tools.journal import read_all, read_messages
+from tools.usage import Meter, read_calls, totals
 from tools.workspace import sweep
 
 INDEX = ("index", "runs")
@@ -74,12 +79,10 @@ EDIT_GATES = ("plan", "escalation")
 """Interrupt kinds whose answer may carry an edit."""
 PLAN_GATED = ("hierarchical", "teams")
 """Patterns with a plan gate (`RunContext.approve_plan`)."""
+GIVEN_UP = (TaskStatus.FAILED, TaskStatus.BLOCKED)
+"""Subtask statuses of work a finished run did not do (skipped subtasks are failed ones, said so)."""
 Listener = Callable[[str, Any], None]
 """Receives each streamed event as (stream mode, chunk)."""
-
-
-class TroupeError(Exception):
-    """A user's mistake or a state that forbids the request; the message says what and why."""
 
 
 def default_db() -> Path:
@@ -166,11 +169,6 @@ def _listed(names: list[str], most: int = 8) -> str:
     return ", ".join(names[:most]) + more
 
 
-def cache_file(db: Path) -> Path:
-    """The node cache lives beside the db, in its own file (its sync connection must not contend for locks)."""
-    return db.with_name(db.stem + ".cache" + db.suffix)
-
-
 @dataclass
 class RunInfo:
     """What the index keeps of a run: enough to resume it with the same settings."""
@@ -227,6 +225,25 @@ class Outcome:
             return None
         return str(self.interrupt.get("kind", "approval")) if isinstance(self.interrupt, dict) else "approval"
 
+    @property
+    def shortfall(self) -> str | None:
+        """Why a run that finished did not do all it set out to (None: it did, or it has not finished): subtasks
+        failed, blocked or skipped, dead letters, no safe consensus, a swarm's escalation, a person's rejection."""
+        if self.status in ("escalated", "rejected"):
+            return {"escalated": "the run escalated to a person", "rejected": "a person rejected it"}[self.status]
+        if self.status != "completed":
+            return None
+        board = self.values.get("board") or {}
+        short = [k for k, r in board.items() if isinstance(r, TaskRecord) and r.status in GIVEN_UP]
+        if short:
+            return f"{len(short)} of {len(board)} subtasks not done ({', '.join(short)})"
+        if letters := self.values.get("dead_letters"):
+            return f"{len(letters)} events not handled (dead letters)"
+        verdict = self.values.get("verdict")
+        if isinstance(verdict, dict) and "outcome" in verdict and verdict["outcome"] is None:
+            return "no safe consensus"
+        return None
+
 
 class Runner:
     """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`.
@@ -235,9 +252,9 @@ class Runner:
     pattern's `build()`); a run started with objects is resumed by a runner given the same ones.
     """
 
-    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, cache: SqliteCache, *,
+    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, *,
                  models: Models = None, tools: Tools = None, agents: Agents = None, wait: bool = False) -> None:
-        self.db, self.saver, self.store, self.cache = db, saver, store, cache
+        self.db, self.saver, self.store = db, saver, store
         self.models, self.tools, self.agents = models, tools, agents
         self.leases, self.wait = Leases(db), wait
         self._held: set[str] = set()
@@ -262,12 +279,11 @@ class Runner:
                     await saver.setup()
                     await store.setup()
                     await asyncio.to_thread(Leases(db).setup)
-                cache: SqliteCache[Any] = SqliteCache(path=str(cache_file(db)))
             except (sqlite3.Error, OSError) as exc:  # a folder, a text file, /dev/null, a path under a file, ...
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise TroupeError(f"cannot use {db} as troupe's database ({why}): point --db or $TROUPE_DB at a "
                                   "SQLite file troupe can create or open") from None
-            yield cls(db, saver, store, cache, models=models, tools=tools, agents=agents, wait=wait)
+            yield cls(db, saver, store, models=models, tools=tools, agents=agents, wait=wait)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The run's graph with this runner's objects, ready to drive."""
@@ -276,7 +292,7 @@ class Runner:
                                           agents=self.agents)
         except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
-        return graph.compile(checkpointer=self.saver, store=self.store, cache=self.cache, name=info.pattern)
+        return graph.compile(checkpointer=self.saver, store=self.store, name=info.pattern)
 
     def _kit(self, team: Team | None) -> Kit:
         """This runner's objects with `team`, checked against it (None: no team to check against)."""
@@ -347,9 +363,44 @@ class Runner:
                 await self.store.aput(INDEX, thread_id, asdict(info), index=False)
             if outcome.status == "awaiting_approval":
                 return outcome
+            if outcome.status == "out_of_budget":
+                await self._check_budget_raised(info)
+                snapshot = await self.reader(info).aget_state(_config(info))
+                return await self._drive(info, Command(resume={i.id: "raised" for i in snapshot.interrupts}), listener)
             # No checkpoint yet (killed between its index entry and its first checkpoint): start it from its task.
             started = await self.saver.aget_tuple(_config(info)) is not None
             return await self._drive(info, None if started else {"task": info.task}, listener)
+
+    async def history(self, thread_id: str) -> list[CheckpointTuple]:
+        """The run's checkpoints, oldest first (what `fork` can start from)."""
+        return await root_checkpoints(self.saver, (await self.info(thread_id)).thread_id)
+
+    async def fork(self, thread_id: str, at: str, *, new_thread: str | None = None,
+                   settings: dict[str, Any] | None = None, listener: Listener | None = None) -> Outcome:
+        """Start a new run from checkpoint `at` of run `thread_id` (an id, a unique start of one, or its number in
+        `history`), with the old run's settings changed by `settings`; the old run is left as it was."""
+        info = await self.info(thread_id)
+        try:
+            point = find(await self.history(thread_id), at)
+        except LookupError as exc:
+            raise TroupeError(f"run {thread_id!r}: {exc}") from None
+        new_thread = new_thread or new_thread_id(f"{thread_id} fork")
+        if not THREAD_ID.match(new_thread):
+            raise TroupeError(f"bad thread id {new_thread!r}: use letters, digits, '-' and '_' (at most 64)")
+        forked = replace(info, thread_id=new_thread, created=time.time(),
+                         context=replace(info.context, **(settings or {})))
+        try:
+            self._kit(None).check(forked.team_spec(), forked.context)
+        except (LookupError, TeamError, ModelSpecError) as exc:
+            raise TroupeError(str(exc).strip("'\"")) from None
+        async with self._owning(new_thread):
+            if await self.store.aget(INDEX, new_thread) is not None:
+                raise TroupeError(f"thread {new_thread!r} already exists: fork into another (--thread ID)")
+            await copy_thread(self.saver, thread_id, new_thread, point.config["configurable"]["checkpoint_id"])
+            await copy_records(self.store, thread_id, new_thread, created(point))
+            await copy_workspace(info.workspace, forked.workspace)
+            await self.store.aput(INDEX, new_thread, asdict(forked), index=False)
+            return await self._drive(forked, None, listener)
 
     async def approve(self, thread_id: str, decision: Decision, *, listener: Listener | None = None) -> Outcome:
         """Answer a run waiting at an approval gate (the first, when several wait) and carry it on."""
@@ -436,17 +487,31 @@ class Runner:
         if owner is not None:
             status = "running"
         elif snapshot.interrupts:
-            status = "awaiting_approval"
+            status = "out_of_budget" if all(_is_budget(i.value) for i in snapshot.interrupts) else "awaiting_approval"
         elif errors:
             status = "failed"
         elif snapshot.tasks or not snapshot.values:  # tasks left, done or not: its last step never finished
             status = "stopped"
         else:
             status = snapshot.values.get("status", "stopped")
-        first = snapshot.interrupts[0] if snapshot.interrupts else None
+        # A gate a person answers comes before a budget stop, when both wait (parallel branches).
+        first = next((i for i in snapshot.interrupts if not _is_budget(i.value)), None) or \
+            (snapshot.interrupts[0] if snapshot.interrupts else None)
         error = next((e if isinstance(e, str) else f"{type(e).__name__}: {e}" for e in errors), None)
         return Outcome(info, status, dict(snapshot.values), first.value if first else None, error,
                        first.id if first else None, str(owner) if owner else None)
+
+    async def _check_budget_raised(self, info: RunInfo) -> None:
+        """A run out of budget goes on only once its budget (as its settings now say) has room."""
+        used, _ = totals(await read_calls(self.store, info.thread_id))
+        budget = (info.team_spec().budget or Budget()).for_run(info.context)
+        if budget.fraction(used) >= 1:
+            spent = f"{used.tokens:,} tokens" + (f", ${used.usd:,.4f}" if used.usd else "")
+            raise TroupeError(f"run {info.thread_id!r} has spent its budget ({spent} of {budget.describe()}): resume "
+                              "it with a larger one, e.g. --budget-tokens N or --budget-usd X")
+
+    async def calls(self, thread_id: str) -> list[Call]:
+        return await read_calls(self.store, thread_id)
 
     async def journal(self, thread_id: str) -> list[AnyMessage]:
         return await read_messages(self.store, thread_id)
@@ -465,6 +530,7 @@ class Runner:
     async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
         await asyncio.to_thread(sweep, info.workspace)  # temp files a killed write left behind
         self._require_objects(info)
+        Meter.forget(self.store, info.thread_id)  # another process may have driven it since: count afresh
         graph = self.compile(info)
         stream = graph.astream(payload, _config(info), context=info.context, stream_mode=STREAM_MODES,
                                durability="sync")
@@ -508,6 +574,10 @@ def _object_names(kit: Kit, team: Team) -> dict[str, list[str]]:
     """The names of the objects a run depends on: model keys, the team's tools it was given, agents."""
     used = {t for r in team.roles for t in r.tools if mcp_server_of(t) is None}
     return {"models": sorted(kit.models), "tools": sorted(set(kit.tools) & used), "agents": sorted(kit.agents)}
+
+
+def _is_budget(request: Any) -> bool:
+    return isinstance(request, dict) and request.get("kind") == BUDGET
 
 
 def _cancelled(error: Exception | str) -> bool:

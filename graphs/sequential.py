@@ -29,6 +29,7 @@ from nodes import worker
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from nodes.stages import Stages
+from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.sequential import CheckOrder, SequentialState
@@ -41,6 +42,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     stages: list[str] | None = None,
     checks: dict[str, str] | None = None,
@@ -60,7 +62,7 @@ def build(
     failing verdict that repeats the check's previous one is final at once (default True).
     Unknown stages and checks or needs that do not point back fail here when the team is known.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="sequential", budget=budget)
     nodes = Stages(kit, {"stages": stages, "checks": checks, "needs": needs, "criteria": criteria,
                          "max_rounds": max_rounds, "stop_on_repeat": stop_on_repeat})
     if kit.team is not None:

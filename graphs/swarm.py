@@ -31,6 +31,7 @@ from langgraph.graph import END, START, StateGraph
 from nodes import swarm as swarm_nodes
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.swarm import HelperOrder, SwarmInput, SwarmOutput, SwarmState
@@ -42,6 +43,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     peers: list[str] | None = None,
     entry: str | None = None,
@@ -54,7 +56,7 @@ def build(
     `entry`, `max_handoffs` and `stop_on_repeat` override the team file's `patterns.swarm` settings (None: the
     team's, else the default). A bad setting fails here when the team is given.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="swarm", budget=budget)
     settings = {"peers": peers, "entry": entry, "max_handoffs": max_handoffs, "stop_on_repeat": stop_on_repeat}
     if kit.team is not None:
         swarm_nodes.swarm_for(kit, kit.team, settings)

@@ -33,6 +33,7 @@ from graphs import hierarchical
 from nodes import approval, orchestrator, synthesizer
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
+from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.team import TeamInput, TeamOutput
@@ -45,6 +46,7 @@ def build(
     models: Models = None,
     tools: Tools = None,
     agents: Agents = None,
+    budget: Budget | None = None,
     node_timeout: float | None = 300.0,
     subteams: dict[str, str] | None = None,
     max_depth: int | None = None,
@@ -61,7 +63,7 @@ def build(
     by a parent when it nests this graph. The whole tree is checked here: an unknown sub-team, a cycle or a branch
     deeper than max_depth fails the build.
     """
-    kit = Kit.create(team=team, models=models, tools=tools, agents=agents)
+    kit = Kit.create(team=team, models=models, tools=tools, agents=agents, pattern="teams", budget=budget)
     overrides: dict[str, Any] = {"subteams": subteams, "max_parallel": max_parallel, "approve": approve}
     limit = max_depth
     if kit.team is not None:
@@ -72,10 +74,11 @@ def build(
 
     def subgraph(sub: Team, name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
         if sub.patterns.get("teams", {}).get("subteams"):
-            nested = build(team=sub, models=models, tools=tools, agents=agents, node_timeout=node_timeout,
-                           max_depth=depth, path=(*path, name), lineage=(*lineage, kit.team.name if kit.team else ""))
+            nested = build(team=sub, models=models, tools=tools, agents=agents, budget=budget,
+                           node_timeout=node_timeout, max_depth=depth, path=(*path, name),
+                           lineage=(*lineage, kit.team.name if kit.team else ""))
             return nested.compile(name=name)
-        return hierarchical.build(team=sub, models=models, tools=tools, agents=agents,
+        return hierarchical.build(team=sub, models=models, tools=tools, agents=agents, budget=budget,
                                   node_timeout=node_timeout).compile(name=name)
 
     g = StateGraph(TeamsState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)

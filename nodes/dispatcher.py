@@ -19,7 +19,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
-from nodes import scope
+from nodes import scope, spending
 from nodes.kit import Kit
 from nodes.supervisor import NAME, HierarchicalSettings, pending_amendments, settings, topological
 from state.context import RunContext
@@ -43,6 +43,12 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable
         ledger.step += 1
         if state.get("requests") or await pending_amendments(runtime, ledger):
             return Command(goto="replan", update={"ledger": ledger})
+        budget = await kit.budget_for(runtime)
+        if why := await spending.wrapping_up(runtime, budget):
+            s = _Step(plan, dict(state["board"]), ledger, found, team)
+            s.wrap_up(why)
+            return await _to_approval(runtime, s)
+        found = found.model_copy(update={"max_workers": await spending.narrowed(runtime, budget, found.max_workers)})
         s = _Step(plan, dict(state["board"]), ledger, found, team)
         s.catch_loops_and_stalls()
         s.recover()
@@ -56,13 +62,18 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable
             await scope.journal(runtime).post(*s.messages)
             return Command(goto=s.sends, update=s.update())
         s.give_up_stuck()
-        done = sum(r.status == TaskStatus.DONE for r in s.board.values())
-        s.messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id="approval",
-                                        label="approval requested", note=f"{done}/{len(s.board)} subtasks done"))
-        await scope.journal(runtime).post(*s.messages)
-        return Command(goto="approve", update=s.update() | {"status": "awaiting_approval"})
+        return await _to_approval(runtime, s)
 
     return dispatch
+
+
+async def _to_approval(runtime: Runtime[RunContext], s: _Step) -> Command:
+    """Nothing left to start: on to the approval gate, with the count of what is done."""
+    done = sum(r.status == TaskStatus.DONE for r in s.board.values())
+    s.messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id="approval",
+                                    label="approval requested", note=f"{done}/{len(s.board)} subtasks done"))
+    await scope.journal(runtime).post(*s.messages)
+    return Command(goto="approve", update=s.update() | {"status": "awaiting_approval"})
 
 
 class _Step:
@@ -196,10 +207,29 @@ class _Step:
                 else:
                     self.sends.append(Send("work", order))
                     self.messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id,
-                                                    title=t.title, round=rec.round, feedback=rec.feedback))
+                                                    title=t.title, round=rec.round, feedback=rec.feedback,
+                                                    reason=self.why(t, rec)))
             elif rec.status == TaskStatus.IN_REVIEW and rec.artifact:
                 self.sends.append(Send("review", ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)))
         self.ledger.next = [t.id for t in self.started]
+
+    def why(self, t: PlannedTask, rec: TaskRecord) -> str:
+        """Why `t.assignee` gets this round of `t`: the skill that matched, a recovery, a review's request."""
+        role = next((r for r in self.team.roles if r.name == t.assignee), None)
+        skill = "its main skill" if role and role.capabilities[0] == t.capability else "one of its skills"
+        why = f"the plan needs {t.capability!r}, {skill}"
+        if rec.history:
+            why += f"; after: {rec.history[-1]}"
+        if t.model:
+            why += f"; on the fallback model {t.model}"
+        return why + (f"; round {rec.round}: the review asked for changes" if rec.round > 1 else "")
+
+    def wrap_up(self, why: str) -> None:
+        """The budget is nearly spent: every subtask not done stops where it is, saying why."""
+        for t in self.plan.tasks:
+            if self.board[t.id].status not in TERMINAL:
+                self.set(t.id, status=TaskStatus.FAILED, final=True, reason=f"not finished: {why}")
+                self.say(t.id, "budget", why)
 
     def give_up_stuck(self) -> None:
         """Nothing could be sent but work is left (never a dead end): give it up, saying why."""

@@ -210,7 +210,8 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, handle: str, finish: s
             for sub in flight["subscribers"]:
                 sends.append(Send(handle, Delivery(event=ev, subscriber=sub, round=rnd), timeout=r.handler_timeout))
                 books.messages.append(TaskAssign(sender=BROKER, recipient=sub, correlation_id=eid, round=rnd,
-                                                 title=f"{ev['topic']}#{ev['seq']}: {ev['payload'][:80]}"))
+                                                 title=f"{ev['topic']}#{ev['seq']}: {ev['payload'][:80]}",
+                                                 reason=f"{sub} subscribes to {ev['topic']!r}"))
         await scope.journal(runtime).post(*books.messages)
         update: dict[str, Any] = {
             "reports": dict.fromkeys(reports), "pending": books.pending, "inflight": now, "handled": books.handled,

@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 from pydantic import ValidationError
 
-from nodes import scope
+from nodes import scope, spending
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.models import is_transient
@@ -133,12 +133,19 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
             elif rec.status not in TERMINAL:
                 raise RuntimeError(f"part {t.id} is still {rec.status.value} after its step ended")
         queue = [*reviews, *rework, *fresh]  # what was started finishes first
-        wave, waiting = queue[:cfg.max_concurrency], len(queue) - cfg.max_concurrency
+        budget = await kit.budget_for(runtime)
+        if queue and (why := await spending.wrapping_up(runtime, budget)):
+            for t in queue:
+                board[t.id] = changed[t.id] = board[t.id].model_copy(
+                    update={"status": TaskStatus.FAILED, "reason": f"not finished: {why}"})
+            queue = []
+        width = await spending.narrowed(runtime, budget, cfg.max_concurrency)
+        wave, waiting = queue[:width], len(queue) - width
         if not wave:
             return await _finish(runtime, plan, board, changed, messages, finish)
         number = state.get("wave", 0) + 1
         who = ", ".join(f"{t.id} ({'reviewer' if t in reviews else t.assignee})" for t in wave)
-        note = f"{len(wave)} of {cfg.max_concurrency} slots, {cfg.agent_timeout:g} s each: {who}"
+        note = f"{len(wave)} of {width} slots, {cfg.agent_timeout:g} s each: {who}"
         note += f"; {waiting} waiting" if waiting > 0 else ""
         messages.append(CheckpointMsg(sender=NAME, recipient="team", correlation_id=f"wave-{number}",
                                       label=f"wave {number}", note=note))
@@ -153,7 +160,10 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
             sends.append(Send(work, WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback),
                               timeout=cfg.agent_timeout))
             messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
-                                       round=rec.round, feedback=rec.feedback))
+                                       round=rec.round, feedback=rec.feedback,
+                                       reason=f"the splitter gave it part {t.id}" + (
+                                           f"; round {rec.round}: the review asked for changes" if rec.round > 1
+                                           else "")))
             await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
         await scope.journal(runtime).post(*messages)
         return Command(goto=sends, update={"board": changed, "wave": number, "verdicts": verdicts})

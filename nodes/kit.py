@@ -12,7 +12,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +22,16 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ValidationError
 
-from nodes.models import Models, check_spec, get_model, model_objects
+from nodes import scope, spending
+from nodes.metering import instrument
+from nodes.models import EVERY_AGENT, Models, check_spec, get_model, model_label, model_objects, spec_for
 from nodes.teams import load_team
+from state.budget import Budget, Call
 from state.context import RunContext
 from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
 from state.urls import refuse_credential
 from tools.mcp import mcp_tools
+from tools.usage import Meter
 from tools.workspace import WORKSPACE_TOOLS
 
 S = TypeVar("S", bound=BaseModel)
@@ -54,12 +58,17 @@ class Kit:
     models: Mapping[str, BaseChatModel] = field(default_factory=dict)
     tools: Mapping[str, BaseTool] = field(default_factory=dict)
     agents: Mapping[str, Runnable[Any, Any]] = field(default_factory=dict)
+    pattern: str | None = None
+    """The pattern whose nodes close over this kit (a tag on every traced model call)."""
+    budget: Budget | None = None
+    """The `build(budget=...)` keyword: over the team file's `budget:` section, under the run's settings."""
 
     @classmethod
     def create(cls, *, team: Team | str | Path | None = None, models: Models = None, tools: Tools = None,
-               agents: Agents = None) -> Kit:
+               agents: Agents = None, pattern: str | None = None, budget: Budget | None = None) -> Kit:
         kit = cls(team=load_team(team) if team is not None else None, models=model_objects(models),
-                  tools=_tools_by_name(tools or ()), agents=_agents_by_name(agents or {}))
+                  tools=_tools_by_name(tools or ()), agents=_agents_by_name(agents or {}), pattern=pattern,
+                  budget=budget)
         if kit.team is not None:
             kit.check(kit.team, RunContext())
         return kit
@@ -93,6 +102,27 @@ class Kit:
             refuse_credential(ctx.base_url or "")
         except ValueError as exc:  # stored with the run and shown by `troupe show`
             raise TeamError(f"base_url (--base-url or $OPENAI_BASE_URL): {exc}") from None
+        self._check_budget(team, ctx)
+
+    def _check_budget(self, team: Team, ctx: RunContext) -> None:
+        """A budget's agents are the team's, its cheap model servable, and a dollar cap has a price for every
+        model a spec names (a model object's price is looked up when it answers)."""
+        budget = (team.budget or Budget()).over(self.budget).for_run(ctx)
+        agent_names = {r.name for r in team.roles} | set(BUILT_IN_AGENTS)
+        for name in budget.agents:
+            if name not in agent_names:
+                raise TeamError(f"{team.where('budget', 'agents', name)}: no agent {name!r} in team {team.name!r} "
+                                f"({', '.join(sorted(agent_names))})")
+        if budget.cheap_model:
+            _check(budget.cheap_model, team.where("budget", "cheap_model"))
+        if not budget.usd and not any(a.usd for a in budget.agents.values()):
+            return
+        specs = {ctx.model, *ctx.models.values(), *(r.model for r in team.roles if r.model), budget.cheap_model}
+        for spec in sorted(s for s in specs if s):
+            if budget.price(model_label(None, spec)) is None:
+                raise TeamError(f"a dollar budget needs the price of {spec!r}, which troupe does not know: give it "
+                                f"with --price {model_label(None, spec)}=IN/OUT (dollars per million tokens) or the "
+                                "team file's budget.prices")
 
     async def team_for(self, runtime: Runtime[RunContext]) -> Team:
         """The built-in team, else the one the run's context names (read off the event loop, then checked)."""
@@ -102,10 +132,31 @@ class Kit:
         self.check(team, runtime.context)
         return team
 
-    def model(self, model_role: ModelRole, runtime: Runtime[RunContext], *, agent: str, role: Role | None = None,
-              attempt: int = 1) -> BaseChatModel:
-        """The chat model for one agent (see `nodes.models` for the order models are chosen in)."""
-        return get_model(model_role, runtime.context, agent=agent, role=role, objects=self.models, attempt=attempt)
+    async def model(self, model_role: ModelRole, runtime: Runtime[RunContext], *, agent: str, role: Role | None = None,
+                    attempt: int = 1, task: str | None = None) -> BaseChatModel:
+        """The chat model for one agent (see `nodes.models` for the order models are chosen in), metered, cached
+        and labelled (`nodes.metering`), under the run's budget (`nodes.spending`): a spent run budget stops the
+        run here (resumably), a spent agent budget fails this agent's work, and near the end routine roles get
+        the budget's cheap model."""
+        budget = await self.budget_for(runtime)
+        meter = Meter.of(runtime.store, scope.thread_of(runtime))
+        cheap = await spending.admit(runtime, meter, budget, agent=agent, model_role=model_role)
+        ctx = runtime.context if cheap is None else replace(runtime.context, models={**runtime.context.models,
+                                                                                      agent: cheap})
+        objects = {} if cheap else self.models
+        chat = get_model(model_role, ctx, agent=agent, role=role, objects=objects, attempt=attempt)
+        key = next((k for k in (agent, model_role, EVERY_AGENT) if k in objects), None)
+        spec = spec_for(model_role, ctx, agent=agent, role=role) if key is None else \
+            f"object:{key}:{type(chat).__name__}:{model_label(chat)}"
+        call = Call(agent=agent, model=model_label(chat, None if key else spec), model_role=model_role, task=task,
+                    node=scope.node_of(), degraded=cheap is not None)
+        return instrument(chat, runtime, meter, budget, call=call, spec=f"{spec}@{ctx.base_url or ''}",
+                          pattern=self.pattern)
+
+    async def budget_for(self, runtime: Runtime[RunContext]) -> Budget:
+        """The run's budget: the team file's, then `build(budget=...)`, then the run's settings."""
+        team = await self.team_for(runtime)
+        return (team.budget or Budget()).over(self.budget).for_run(runtime.context)
 
     @asynccontextmanager
     async def role_tools(self, team: Team, role: Role) -> AsyncIterator[dict[str, BaseTool]]:

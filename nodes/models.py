@@ -65,7 +65,7 @@ def get_model(
     provider, name = parse_spec(spec)
     if provider == "offline":
         return OfflineChatModel(role=model_role, name=agent, seed=ctx.seed, latency=ctx.latency,
-                                draft_flaw_rate=ctx.draft_flaw_rate,
+                                draft_flaw_rate=ctx.draft_flaw_rate, model_name=model_label(None, spec),
                                 fail=ctx.fail.get(agent, ctx.fail.get(model_role)), attempt=attempt)
     options: dict[str, Any] = settings.options()
     if settings.api_key_env:
@@ -85,8 +85,18 @@ def spec_for(model_role: ModelRole, ctx: RunContext, *, agent: str, role: Role |
     return ctx.models.get(agent) or (role.model if role else None) or ctx.models.get(model_role) or ctx.model
 
 
+def model_label(chat: BaseChatModel | None, spec: str | None = None) -> str:
+    """The model's name as prices know it: from its spec ('openai:gpt-4o' -> 'gpt-4o'; the offline model keeps its
+    spec: 'offline', 'offline:mini'), else from the object ('?' when it says none)."""
+    if spec is not None:
+        provider, name = parse_spec(spec)
+        return spec if provider == "offline" else name
+    return str(getattr(chat, "model_name", None) or getattr(chat, "model", None) or "?")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """'offline' -> ('offline', 'offline'); 'anthropic:claude-x' -> ('anthropic', 'claude-x')."""
+    """'offline' -> ('offline', 'offline'); 'offline:mini' -> ('offline', 'mini'), the offline model under another
+    name (for trying prices and budgets); 'anthropic:claude-x' -> ('anthropic', 'claude-x')."""
     if spec == "offline":
         return "offline", "offline"
     provider, sep, name = spec.partition(":")

@@ -165,7 +165,8 @@ def dispatcher(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Ca
         if ready:
             await scope.journal(runtime).post(*(TaskAssign(
                 sender=label(path), recipient=label((*path, t.id), "supervisor"),
-                correlation_id="/".join((*path, t.id)), title=t.description, round=1) for t in ready))
+                correlation_id="/".join((*path, t.id)), title=t.description, round=1,
+                reason=f"the orchestrator's brief for sub-team {t.id}") for t in ready))
             return Command(goto=[Send("team", TeamOrder(assignment=t)) for t in ready],
                            update={"board": {t.id: TaskRecord(status=TaskStatus.IN_PROGRESS, round=1) for t in ready}})
         if not all(r.status in TERMINAL for r in board.values()):

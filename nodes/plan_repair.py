@@ -323,7 +323,7 @@ async def ask_for_draft(kit: Kit, runtime: Runtime[RunContext], schema: type[D],
     conversation = list(messages)
     problems: list[str] = []
     for i in range(max(1, attempts)):
-        chat = kit.model("planner", runtime, agent=agent, attempt=scope.attempt(runtime) + i)
+        chat = await kit.model("planner", runtime, agent=agent, attempt=scope.attempt(runtime) + i)
         try:
             draft = schema.model_validate(await chat.with_structured_output(schema).ainvoke(conversation))
             found = check(draft) if check else []

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
+from nodes.spending import BudgetSpent
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
@@ -53,7 +54,11 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
                  "round": state.round, "artifact": fence(artifact, f"{task.assignee}, {state.path}")}
         if found := suspicions(artifact):
             brief["flagged"] = FLAGGED.format(", ".join(found))
-        chat = kit.model("reviewer", runtime, agent=name, role=role, attempt=scope.attempt(runtime))
+        try:
+            chat = await kit.model("reviewer", runtime, agent=name, role=role, attempt=scope.attempt(runtime),
+                                   task=task.id)
+        except BudgetSpent as exc:
+            return await _fail(runtime, state, str(exc), name)
         model = chat.with_structured_output(ReviewVerdict)
         system = f"{role.prompt}\n\n{REVIEWER_PROMPT}" if role else REVIEWER_PROMPT
         try:

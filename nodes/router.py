@@ -73,7 +73,7 @@ def desk_for(kit: Kit, team: Team, settings: Mapping[str, Any]) -> Desk:
 async def ask(kit: Kit, runtime: Runtime[RunContext], schema: type[S], *, agent: str, model_role: ModelRole,
               system: str, instructions: str, brief: dict[str, Any]) -> tuple[S | None, str]:
     """One structured decision: (the answer, "") or (None, why it is unusable)."""
-    chat = kit.model(model_role, runtime, agent=agent, attempt=scope.attempt(runtime))
+    chat = await kit.model(model_role, runtime, agent=agent, attempt=scope.attempt(runtime))
     try:
         answer = await chat.with_structured_output(schema).ainvoke(prompt(system, instructions, brief))
         return schema.model_validate(answer), ""
@@ -219,7 +219,8 @@ async def _dispatch(runtime: Runtime[RunContext], team: Team, task: str, hops: l
             acceptance_criteria=ANSWER_CRITERIA)
         sends.append(Send(specialist, WorkOrder(subtask=subtask, round=1, inputs=inputs)))
         messages.append(TaskAssign(sender=NAME, recipient=role.name, correlation_id=h["id"], round=1,
-                                   title=f"{h['kind']} ({h['confidence']:.2f}): {h['reason']}"))
+                                   title=f"{h['kind']} ({h['confidence']:.2f}): {h['reason']}",
+                                   reason=f"{h['kind']} route, confidence {h['confidence']:.2f}: {h['reason']}"))
         board[h["id"]] = TaskRecord(status=TaskStatus.IN_PROGRESS, round=1)
     await scope.journal(runtime).post(*messages)
     return Command(goto=sends, update={"hops": hops, "board": board, "status": "answering"})

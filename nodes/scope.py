@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from state.context import RunContext
@@ -33,6 +34,14 @@ async def workspace(runtime: Runtime[RunContext]) -> Path:
     root = Path(runtime.context.workspace_root) / thread_of(runtime)
     await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     return root
+
+
+def node_of() -> str | None:
+    """The graph node this code runs in (None outside a graph)."""
+    try:
+        return get_config().get("metadata", {}).get("langgraph_node")
+    except RuntimeError:  # not inside a runnable
+        return None
 
 
 def attempt(runtime: Runtime[RunContext]) -> int:

@@ -91,8 +91,10 @@ class Stages:
                     rec = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
                     inputs = [_handoff(plan.get(d), board[d]) for d in t.depends_on]
                     goto = Send("work", WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs))
+                    why = f"stage {plan.tasks.index(t) + 1} of {len(plan.tasks)} of the pipeline" + (
+                        f"; round {rec.round}: sent back by its check" if rec.round > 1 else "")
                     messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id,
-                                               title=t.title, round=rec.round, feedback=rec.feedback))
+                                               title=t.title, round=rec.round, feedback=rec.feedback, reason=why))
             elif rec.status == TaskStatus.IN_REVIEW:
                 target = line.checks.get(t.assignee)
                 if target is None:
@@ -166,7 +168,8 @@ class Stages:
                  "artifact": fence(artifact, f"{target.assignee}, {order['path']}")}
         if found := suspicions(artifact):
             brief["flagged"] = reviewer.FLAGGED.format(", ".join(found))
-        chat = self.kit.model("reviewer", runtime, agent=role.name, role=role, attempt=scope.attempt(runtime))
+        chat = await self.kit.model("reviewer", runtime, agent=role.name, role=role,
+                                   attempt=scope.attempt(runtime), task=target.id)
         try:
             answer = await chat.with_structured_output(StageCheck).ainvoke(
                 prompt(f"{role.prompt}\n\n{CHECK_PROMPT}", CHECK_INSTRUCTIONS, brief))
@@ -186,7 +189,7 @@ class Stages:
                    for t in plan.tasks if board[t.id].status == TaskStatus.DONE and board[t.id].feedback]
         brief = {"task": state["task"], "plan_summary": plan.summary, "tasks": tasks,
                  "flagged": [fence(f, "the checks") for f in flagged]}
-        chat = self.kit.model("synthesizer", runtime, agent=synthesizer.NAME, attempt=scope.attempt(runtime))
+        chat = await self.kit.model("synthesizer", runtime, agent=synthesizer.NAME, attempt=scope.attempt(runtime))
         reply = await chat.ainvoke(prompt(synthesizer.SYNTHESIZER_PROMPT, synthesizer.SYNTHESIS_INSTRUCTIONS, brief))
         result = reply.text.strip() + "\n\n" + "\n".join([FLAGGED_HEADING, "", *(flagged or ["- nothing"])])
         path = await scope.workspace(runtime) / synthesizer.RESULT_FILE

@@ -25,7 +25,7 @@ async def ask(kit: Kit, runtime: Runtime[RunContext], schema: type[S], agent: st
                messages: list[BaseMessage]) -> S:
     """One structured answer from the agent's model, or from the caller's agent serving the role (asked for JSON)."""
     if agent not in kit.agents:
-        chat = kit.model(role.model_role if role else "reviewer", runtime, agent=agent, role=role,
+        chat = await kit.model(role.model_role if role else "reviewer", runtime, agent=agent, role=role,
                          attempt=scope.attempt(runtime))
         return schema.model_validate(await chat.with_structured_output(schema).ainvoke(messages))
     ask = f"{messages[-1].text}\n\n{AGENT_FORMAT}{json.dumps(schema.model_json_schema())}"

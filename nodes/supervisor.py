@@ -118,7 +118,7 @@ def review_role(kit: Kit) -> Callable[[Team], Role | None]:
 async def ask_planner(kit: Kit, runtime: Runtime[RunContext], schema: type[P], messages: list[BaseMessage],
                       what: str) -> P:
     """The planner model's structured answer; one that does not fit `schema` is a PlanningError ("not {what}")."""
-    chat = kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
+    chat = await kit.model("planner", runtime, agent=NAME, attempt=scope.attempt(runtime))
     try:
         return schema.model_validate(await chat.with_structured_output(schema).ainvoke(messages))
     except (ValidationError, OutputParserException) as exc:
@@ -302,7 +302,8 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
                                 note=decision.comment)
         if decision.approved:
             await scope.journal(runtime).post(verdict, TaskAssign(
-                sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title, round=state.round))
+                sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title, round=state.round,
+                reason=f"approved by {decision.by} before it started"))
             return Command(goto=Send(work, state))
         reason = f"rejected by {decision.by}" + (f": {decision.comment}" if decision.comment else "")
         await scope.journal(runtime).post(verdict, Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id,

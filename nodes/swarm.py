@@ -112,7 +112,7 @@ async def play(kit: Kit, runtime: Runtime[RunContext], team: Team, role: Role, b
     by_name = {t.name: t for t in handoffs}
     move = Move()
     async with kit.role_tools(team, role) as own:
-        chat = kit.model(role.model_role, runtime, agent=role.name, role=role, attempt=scope.attempt(runtime))
+        chat = await kit.model(role.model_role, runtime, agent=role.name, role=role, attempt=scope.attempt(runtime))
         model = chat.bind_tools([*own.values(), *handoffs])
         messages = prompt(role.prompt, INSTRUCTIONS, brief)
         for _ in range(runtime.context.max_tool_turns):
@@ -276,7 +276,8 @@ async def _hand_off(runtime: Runtime[RunContext], swarm: Swarm, task: str, frame
     come_back = len(transfers) > 1 or any(t.come_back for t in transfers.values())
     await journal.post(*[TaskAssign(sender=frame["agent"], recipient=name, correlation_id=cid, round=turn,
                                     title=f"hand-off {len(chain) - 1} ({'come back' if come_back else 'hand over'}):"
-                                          f" {t.reason} | {t.request}") for name, t in transfers.items()])
+                                          f" {t.reason} | {t.request}", reason=f"{frame['agent']}'s hand-off: "
+                                    f"{t.reason}") for name, t in transfers.items()])
     if len(transfers) > 1:
         sends = [Send(helper, HelperOrder(agent=name, task=task, request=t.request, caller=frame["agent"],
                                           reason=t.reason, turn=turn)) for name, t in transfers.items()]
@@ -338,7 +339,8 @@ def enter(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dic
         turn = (state.get("turn") or 0) + 1
         how = f"remembered active agent {first}" if remembered in swarm.peers else f"entry peer {first}"
         await scope.journal(runtime).post(TaskAssign(sender="user", recipient=first, correlation_id=f"turn-{turn}",
-                                                     round=turn, title=f"turn {turn} starts with the {how}: {task}"))
+                                                     round=turn, title=f"turn {turn} starts with the {how}: {task}",
+                                                     reason=f"the {how}"))
         frame = Frame(agent=first, request=task, caller=None, kept=[], results=[])
         return {"task": task, "turn": turn, "active": first, "chain": [first], "handoffs": [], "frames": [frame],
                 "returns": Overwrite([]), "status": "working", "result": None}

@@ -40,7 +40,7 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
                       for t in plan.tasks],
             "comment": decision.comment if decision else "",
         }
-        model = kit.model("synthesizer", runtime, agent=NAME, attempt=scope.attempt(runtime))
+        model = await kit.model("synthesizer", runtime, agent=NAME, attempt=scope.attempt(runtime))
         reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
         result = reply.text.strip()
         path = await scope.workspace(runtime) / RESULT_FILE

@@ -86,7 +86,8 @@ def convener(kit: Kit, overrides: Mapping[str, Any], *, vote: str) -> Callable[.
             raise ValueError("the question is empty: say what the voters should answer")
         e = settings_of(kit, await kit.team_for(runtime), overrides)
         await scope.journal(runtime).post(*(
-            TaskAssign(sender=CONVENER, recipient=agent, correlation_id=TOPIC, title=question, round=1)
+            TaskAssign(sender=CONVENER, recipient=agent, correlation_id=TOPIC, title=question, round=1,
+                       reason=f"one of the {len(e.voters)} voters, answering alone")
             for agent in e.voters))
         orders = [VoteOrder(voter=agent, role=role, question=question) for agent, role in e.voters.items()]
         return Command(update={"status": "voting"}, goto=[Send(vote, order) for order in orders])
@@ -105,7 +106,7 @@ def voter(kit: Kit) -> Callable[..., Awaitable[dict]]:
                 ballot = await _ask_agent(kit.agents[role.name], role, brief)
             else:
                 who = role.name if role.name in kit.models else agent  # 'qa_2' shares the model object of 'qa'
-                chat = kit.model(role.model_role, runtime, agent=who, role=role, attempt=scope.attempt(runtime))
+                chat = await kit.model(role.model_role, runtime, agent=who, role=role, attempt=scope.attempt(runtime))
                 answer = await chat.with_structured_output(Ballot).ainvoke(
                     prompt(f"{role.prompt}\n\n{VOTER_PROMPT}", VOTE_INSTRUCTIONS, brief))
                 ballot = Ballot.model_validate(answer)

@@ -26,6 +26,7 @@ from nodes.briefs import prompt, request
 from nodes.guard import flag, screen_file
 from nodes.kit import Kit
 from nodes.models import MODEL_RETRY, is_transient
+from nodes.spending import BudgetSpent
 from state.context import RunContext
 from state.plan import TaskRecord, TaskStatus
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, Progress, ReviewRequest
@@ -88,13 +89,13 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
                     ctx = runtime.context
                     if task.model:  # the supervisor moved this subtask to another model after a failure
                         runtime = runtime.override(context=replace(ctx, models={**ctx.models, role.name: task.model}))
-                    chat = kit.model(role.model_role, runtime, agent=role.name, role=role,
-                                     attempt=scope.attempt(runtime))
+                    chat = await kit.model(role.model_role, runtime, agent=role.name, role=role,
+                                           attempt=scope.attempt(runtime), task=task.id)
                     offered = tools | ({t.name: t for t in REPORT_TOOLS} if reports else {})
                     written, summary, said = await _tool_loop(chat, offered, prompt(role.prompt, WORK_INSTRUCTIONS,
                                                                                     brief), ctx.max_tool_turns, root)
                     requests = [Request(task_id=task.id, sender=role.name, **r) for r in said]
-        except (ToolFailure, ToolServerError) as exc:
+        except (ToolFailure, ToolServerError, BudgetSpent) as exc:
             return await _failed(runtime, role, state, str(exc), lead)
         except Exception as exc:
             if not (reports and is_transient(exc) and scope.attempt(runtime) >= MODEL_RETRY.max_attempts):

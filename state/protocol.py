@@ -49,6 +49,7 @@ class TaskAssign(Message):
     title: str
     round: int
     feedback: list[str] = Field(default_factory=list)
+    reason: str = Field(default="", description="Why this agent got it: the decision, for the audit trail.")
 
 
 class Progress(Message):
@@ -99,7 +100,7 @@ class Replan(Message):
 
     kind: Literal[Kind.REPLAN] = Kind.REPLAN
     action: str = Field(default="replan", description="What was decided: repair, reassign, split, escalate, skip, "
-                        "give up, amend, finding, preempt, stall, size, edit.")
+                        "give up, amend, finding, preempt, stall, size, edit, budget.")
     reason: str
     tasks: list[str] = Field(default_factory=list, description="Ids of the subtasks in the new plan.")
 

@@ -7,17 +7,15 @@ pattern's `build()` and matched to these records by name.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from state.budget import Budget
+from state.context import MODEL_ROLES as MODEL_ROLES  # re-exported: a role names its model role
+from state.context import ModelRole
 from state.urls import refuse_credential
-
-ModelRole = Literal["planner", "worker", "reviewer", "synthesizer", "router"]
-"""What an agent asks the model layer for; each can map to a different model."""
-
-MODEL_ROLES: tuple[ModelRole, ...] = ("planner", "worker", "reviewer", "synthesizer", "router")
 
 WORKSPACE_TOOL_NAMES: tuple[str, ...] = ("write_file", "read_file")
 """Tools every run has: files in the run's workspace."""
@@ -103,6 +101,7 @@ class Team(BaseModel):
     patterns: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Settings per pattern name, read by that pattern (open schema)."
     )
+    budget: Budget | None = Field(default=None, description="What its runs may spend (`state.budget.Budget`).")
 
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
