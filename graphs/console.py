@@ -1,10 +1,8 @@
-"""Plain-text views of a run for the terminal: the live feed, the approval request and a person's answer to it,
-`show` and `runs`.
+"""Text of a run for the terminal: one line per protocol message, the approval request and a person's answer to it.
 
-Plain lines rather than a redrawn screen, so the feed reads the same in a terminal, a pipe or a CI log. Text that
-came from a task, a team or a model passes `printable` on its way out: a control character or escape sequence in
-it is shown as an escape (`\\x1b[2J`), never sent to the terminal raw, so it cannot clear the screen, retitle the
-window, rewrite earlier lines or reorder what is read.
+Text that came from a task, a team or a model passes `printable` on its way out: a control character or escape
+sequence in it is shown as an escape (`\\x1b[2J`), never sent to the terminal raw, so it cannot clear the screen,
+retitle the window, rewrite earlier lines or reorder what is read.
 """
 
 from __future__ import annotations
@@ -13,16 +11,14 @@ import os
 import re
 import shlex
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import yaml
 
-from graphs.runtime import TroupeError
+from graphs.errors import TroupeError
 from state.plan import Plan
-from state.protocol import AnyMessage, Kind, parse_message
+from state.protocol import AnyMessage, Kind
 from state.team import Decision
 
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -33,31 +29,6 @@ def printable(text: str) -> str:
     """`text` safe for a terminal: every character `_UNPRINTABLE` matches becomes a visible escape ('\\x1b',
     '\\u202e'); newlines and tabs stay, so multi-line text still reads as lines."""
     return _UNPRINTABLE.sub(lambda m: ascii(m[0])[1:-1], text)
-
-
-class Feed:
-    """Prints the team at work as it happens: the plan, then every protocol message."""
-
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
-        self.t0 = time.monotonic()
-
-    def __call__(self, mode: str, chunk: Any) -> None:
-        if mode == "custom" and "message" in chunk:
-            self.line(describe(parse_message(chunk["message"])))
-        elif mode == "updates":
-            for update in chunk.values():  # whichever node made the plan
-                if isinstance(update, dict) and isinstance(update.get("plan"), Plan):
-                    self.plan(update["plan"])
-
-    def line(self, text: str) -> None:
-        print(f"{time.monotonic() - self.t0:6.1f}s  {printable(text)}", file=self.out, flush=True)
-
-    def plan(self, plan: Plan) -> None:
-        width = id_width(plan)
-        for t in plan.tasks:
-            after = f" (after {', '.join(t.depends_on)})" if t.depends_on else ""
-            print(printable(f"         {t.id:<{width}}{t.assignee:<12} {t.title}{after}"), file=self.out, flush=True)
 
 
 def id_width(plan: Plan) -> int:
@@ -75,7 +46,7 @@ def _described(m: AnyMessage) -> str:
     match m.kind:
         case Kind.TASK_ASSIGN:
             extra = f" (round {m.round}: {'; '.join(m.feedback)})" if m.feedback else ""
-            return f"{head}: {m.title}{extra}"
+            return f"{head}: {m.title}{extra}" + (f" [why: {m.reason}]" if m.reason else "")
         case Kind.PROGRESS:
             return f"{head}: {m.note}"
         case Kind.BLOCKER:

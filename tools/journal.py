@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.store.base import BaseStore
+from langgraph.store.base import BaseStore, Item
 from langgraph.types import StreamWriter
 
 from state.protocol import AnyMessage, parse_message
@@ -47,9 +47,14 @@ async def read_messages(store: BaseStore, thread_id: str) -> list[AnyMessage]:
 
 async def read_all(store: BaseStore, ns: tuple[str, ...]) -> list[dict[str, Any]]:
     """Every value under a namespace, page by page."""
-    values: list[dict[str, Any]] = []
+    return [item.value for item in await read_items(store, ns)]
+
+
+async def read_items(store: BaseStore, ns: tuple[str, ...]) -> list[Item]:
+    """Every item (key and value) under a namespace, page by page."""
+    items: list[Item] = []
     while True:
-        items = await store.asearch(ns, limit=PAGE, offset=len(values))
-        values += [item.value for item in items]
-        if len(items) < PAGE:
-            return values
+        page = await store.asearch(ns, limit=PAGE, offset=len(items))
+        items += page
+        if len(page) < PAGE:
+            return items
