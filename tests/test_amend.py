@@ -111,7 +111,7 @@ def test_a_stopped_run_plans_the_amendment_when_resumed(db: Path, ctx: RunContex
 def test_amend_at_the_final_gate_replans_keeps_finished_work_and_finishes(db: Path, troupe) -> None:
     """Waits on the graph side: the final gate reads the inbox before asking and the supervisor replans."""
     first = troupe("run", "hierarchical", TODO_TASK, "--thread", "grow", "--latency", "0", "--await-approval")
-    assert first.returncode == 0 and "waiting for approval: `troupe approve grow`" in first.stdout, first.stderr
+    assert first.returncode == 4 and "waiting for approval: `troupe approve grow`" in first.stdout, first.stderr
     before = _show(troupe, "grow")
     old_ids = {t["id"] for t in before["plan"]["tasks"]}
 
@@ -138,7 +138,7 @@ def test_amend_while_a_subtask_waits_for_its_answer(db: Path, troupe) -> None:
     """Waits on the graph side: the per-task gate names its kind ("authorize"), and the answer lets the run plan it."""
     first = troupe("run", "assistant", "I need to attend a conference in Berlin next month", "--thread", "trip",
                    "--latency", "0", "--await-approval")
-    assert first.returncode == 0 and "Approve T3 for travel" in first.stdout, first.stderr
+    assert first.returncode == 4 and "Approve T3 for travel" in first.stdout, first.stderr
     before = _show(troupe, "trip")
     out = troupe("amend", "trip", "Also book a restaurant for the team dinner")
     assert out.returncode == 0, out.stderr
@@ -146,16 +146,16 @@ def test_amend_while_a_subtask_waits_for_its_answer(db: Path, troupe) -> None:
                                        "after that answer: `troupe approve trip`")
     assert _show(troupe, "trip") == before
     answered = troupe("approve", "trip")
-    assert answered.returncode == 0 and "REPLAN" in answered.stdout, answered.stderr
+    assert answered.returncode == 4 and "REPLAN" in answered.stdout, answered.stderr
 
 
 def test_amend_at_the_plan_gate_puts_the_grown_plan_to_the_person(troupe) -> None:
     first = troupe("run", "hierarchical", TODO_TASK, "--thread", "early", "--latency", "0", "--approve-plan",
                    "--await-approval")
-    assert first.returncode == 0 and "waiting for approval of the plan" in first.stdout, first.stderr
+    assert first.returncode == 4 and "waiting for approval of the plan" in first.stdout, first.stderr
     old_ids = {t["id"] for t in _show(troupe, "early")["plan"]["tasks"]}
     out = troupe("amend", "early", ADDITION, "--await-approval")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4, out.stderr
     assert out.stdout.splitlines()[0].endswith("amendment recorded; the run was waiting at its plan gate: it replans "
                                                "now")
     assert "waiting for approval of the plan: `troupe approve early`" in out.stdout

@@ -124,7 +124,7 @@ def test_a_task_at_the_limit_runs(db: Path, ctx: RunContext) -> None:
 
 def test_a_huge_amendment_is_refused(troupe) -> None:
     assert troupe("run", "hierarchical", TODO_TASK, "--latency", "0", "--thread", "big",
-                  "--await-approval").returncode == 0
+                  "--await-approval").returncode == 4
     out = troupe("amend", "big", "y" * (MAX_TASK_CHARS + 1))
     assert out.returncode == 2 and out.stderr == (f"troupe: error: the amendment is {MAX_TASK_CHARS + 1} characters; "
                                                   f"the limit is {MAX_TASK_CHARS}: put long material in a file the "
@@ -170,7 +170,7 @@ def test_a_base_url_with_a_credential_is_refused_and_never_stored_or_shown(troup
         assert "hunter2" not in out.stderr and not db.exists()
 
     assert troupe("run", "hierarchical", TODO_TASK, "--latency", "0", "--thread", "keyless",
-                  "--await-approval").returncode == 0
+                  "--await-approval").returncode == 4
     out = troupe("resume", "keyless", "--base-url", "https://llm.example/v1?sig=hunter2")
     assert out.returncode == 2 and "carries a credential" in out.stderr and "hunter2" not in out.stderr
     assert json.loads(troupe("show", "keyless", "--json").stdout)["context"]["base_url"] is None

@@ -76,7 +76,7 @@ def test_no_terminal_means_auto_approval_and_says_so(troupe) -> None:
 
 def test_await_approval_stops_at_the_gate_and_runs_lists_it(troupe) -> None:
     out = troupe("run", "hierarchical", TODO_TASK, "--thread", "wait", "--latency", "0", "--await-approval")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4, out.stderr
     assert "waiting for approval: `troupe approve wait`" in out.stdout
     listing = troupe("runs").stdout
     assert "wait" in listing and "awaiting_approval" in listing
@@ -139,7 +139,7 @@ def test_runs_and_patterns_speak_json(troupe) -> None:
 
     assert json.loads(troupe("runs", "--json").stdout) == []
     held = troupe("run", "hierarchical", TODO_TASK, "--thread", "listed", "--latency", "0", "--await-approval")
-    assert held.returncode == 0, held.stderr
+    assert held.returncode == 4, held.stderr
     [run] = json.loads(troupe("runs", "--json").stdout)
     assert {k: run[k] for k in ("thread_id", "pattern", "status", "owner", "task")} == {
         "thread_id": "listed", "pattern": "hierarchical", "status": "awaiting_approval", "owner": None,

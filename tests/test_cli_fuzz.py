@@ -37,7 +37,8 @@ EDIT_FILE.write_text("title: changed\n")
 BAD_YAML = HOME / "bad.yaml"
 BAD_YAML.write_text("roles: [\n")
 
-SUBCOMMANDS = ["run", "resume", "approve", "amend", "runs", "show", "patterns", "graph", "recipes", "teams"]
+SUBCOMMANDS = ["run", "resume", "fork", "approve", "amend", "watch", "runs", "show", "history", "stats", "report",
+               "patterns", "graph", "recipes", "teams", "cache"]
 JUNK = ["", " ", "-", "--", "-x", "--nope", "nan", "inf", "-1", "0", "1e309", "9" * 30, "\x1b[31mred", "é",
         "a\nb", "../..", "/", "x" * 300, "T1", "hierarchical\n", "=", "worker=", "=raise"]
 THREADS = ["fuzz-run", "nope", "", "x" * 100, "fuzz-run\n", "../x", "UPPER", "a b"]
@@ -72,23 +73,35 @@ def switch(name: str) -> st.SearchStrategy[list[str]]:
 
 
 APPROVAL = [switch("--auto-approve"), switch("--await-approval")]
+OUTPUT = [switch("--quiet"), switch("--json-lines"), switch("--json")]
+BUDGET = [flag("--budget-tokens", junk_or(["1000", "0", "-5"])), flag("--budget-usd", junk_or(["0.5", "0", "nan"])),
+          flag("--cheap-model", junk_or(MODELS)), flag("--price", junk_or(["offline=1/4", "x=1", "=1/2", "a=b/c"]))]
 RUN_FLAGS = [
     flag("--thread", junk_or(THREADS)), flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(
         ["http://127.0.0.1:9/v1", "http://user:key@127.0.0.1:9/v1"])),
     flag("--team", junk_or(["software", "content", "nope"])), flag("--team-file", junk_or(PATHS)),
     flag("--seed", junk_or(["7", "0", "-5", str(2**70)])), flag("--max-review-rounds", junk_or(["1", "3", "0", "-3"])),
     flag("--fail", junk_or(FAILS)), switch("--approve-plan"), flag("--workspace-root", junk_or([str(HOME / "ws")])),
-    *APPROVAL,
+    switch("--no-cache"), *APPROVAL, *OUTPUT, *BUDGET,
 ]
 PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchStrategy[str]]]] = {
     # subcommand: (its flags, its positionals)
     "resume": ([flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
-                switch("--wait")], [junk_or(THREADS)]),
+                switch("--wait"), *OUTPUT, *BUDGET], [junk_or(THREADS)]),
+    "fork": ([flag("--at", junk_or(["0", "3", "999", "1f0"])), flag("--thread", junk_or(THREADS)),
+              flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
+              *OUTPUT, *BUDGET], [junk_or(THREADS)]),
     "approve": ([switch("--reject"), flag("--comment", junk_or(["ok"])), flag("--edit", junk_or(PATHS)),
-                 switch("--wait")], [junk_or(THREADS)]),
-    "amend": ([*APPROVAL, switch("--wait")], [junk_or(THREADS), junk_or(["Also add OAuth login"])]),
+                 switch("--wait"), *OUTPUT], [junk_or(THREADS)]),
+    "amend": ([*APPROVAL, switch("--wait"), *OUTPUT], [junk_or(THREADS), junk_or(["Also add OAuth login"])]),
+    "watch": ([switch("--json-lines"), flag("--interval", junk_or(["0.1", "0", "nan"]))], [junk_or(THREADS)]),
     "runs": ([switch("--json")], []),
     "show": ([switch("--json")], [junk_or(THREADS)]),
+    "history": ([switch("--json")], [junk_or(THREADS)]),
+    "stats": ([switch("--json")], [junk_or(THREADS)]),
+    "report": ([flag("-o", junk_or([str(HOME / "r.html"), str(TEXT_FILE / "r.html")])),
+                flag("--output", junk_or([str(HOME / "r.html")]))], [junk_or(THREADS)]),
+    "cache": ([], [junk_or(["clear"])]),
     "patterns": ([switch("--json")], []),
     "graph": ([flag("--png", junk_or([str(HOME / "g.png")]))], [junk_or(list(PATTERNS))]),
     "recipes": ([], []),

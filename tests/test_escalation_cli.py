@@ -20,7 +20,7 @@ def _replans(doc: dict[str, Any], action: str) -> list[dict[str, Any]]:
 
 def test_without_a_person_an_escalation_is_skipped_and_the_run_finishes(troupe) -> None:
     out = troupe("run", "hierarchical", TODO_TASK, "--thread", "alone", "--latency", "0", "--fail", "backend=raise")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # finished, with the escalated subtask skipped
     escalated = [m["correlation_id"] for m in _replans(_show(troupe, "alone"), "escalate")]
     assert escalated
     for task_id in escalated:
@@ -34,17 +34,17 @@ def test_without_a_person_an_escalation_is_skipped_and_the_run_finishes(troupe) 
 def test_an_escalation_waits_for_the_cli_and_an_edit_reassigns_the_subtask(tmp_path: Path, troupe) -> None:
     out = troupe("run", "hierarchical", TODO_TASK, "--thread", "esc", "--latency", "0", "--fail", "backend=raise",
                  "--await-approval")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4, out.stderr
     assert "waiting at an escalation: `troupe approve esc` retries, --reject skips, --edit FILE" in out.stdout
     assert "  attempts:\n    round 1 by backend: the model failed" in out.stdout
     first = next(m["correlation_id"] for m in _replans(_show(troupe, "esc"), "escalate"))
 
     (tmp_path / "edit.yaml").write_text("assignee: architect\n")
     answered = troupe("approve", "esc", "--edit", str(tmp_path / "edit.yaml"), "--comment", "the architect can")
-    assert answered.returncode == 0, answered.stderr
+    assert answered.returncode == 4, answered.stderr
     while "waiting at an escalation" in answered.stdout:  # the other parts of the split: skipped
         answered = troupe("approve", "esc", "--reject")
-        assert answered.returncode == 0, answered.stderr
+        assert answered.returncode == 4, answered.stderr
     assert "waiting for approval: `troupe approve esc`" in answered.stdout
 
     doc = _show(troupe, "esc")

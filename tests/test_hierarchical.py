@@ -78,7 +78,7 @@ def test_run_plans_works_in_parallel_reviews_and_stops_at_the_gate(db: Path, ctx
 def test_rejection_ends_the_run_without_assembly(db: Path, ctx: RunContext, troupe) -> None:
     with_runner(db, lambda r: r.start("hierarchical", TODO_TASK, ctx, thread_id="rej"))
     out = troupe("approve", "rej", "--reject", "--comment", "not now")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr
     assert "status: rejected" in out.stdout
     assert not (Path(ctx.workspace_root) / "rej" / "SUMMARY.md").exists()
 

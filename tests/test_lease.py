@@ -154,7 +154,7 @@ def test_a_second_process_on_a_live_run_is_refused_or_waits_and_no_work_is_done_
 def test_two_answers_to_one_gate_are_never_both_applied(db: Path, tmp_path: Path, troupe) -> None:
     held = troupe("run", "hierarchical", TODO_TASK, "--thread", "gate",
                   "--await-approval", "--workspace-root", str(tmp_path / "ws"), "--latency", "0")
-    assert held.returncode == 0 and "waiting for approval" in held.stdout
+    assert held.returncode == 4 and "waiting for approval" in held.stdout
     answers = [_start(db, "approve", "gate", "--wait", "--comment", f"answer {i}") for i in range(2)]
     codes = sorted(p.wait(timeout=60) for p in answers)
     errors = "".join(p.stderr.read() for p in answers if p.stderr)

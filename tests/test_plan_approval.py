@@ -60,7 +60,7 @@ def test_a_bad_edit_file_is_one_line_and_sends_nothing(db: Path, ctx: RunContext
 def test_approve_plan_is_a_run_setting_also_for_recipes(troupe) -> None:
     out = troupe("run", "dev-team", "Build a web app for todo management", "--thread", "dev", "--latency", "0",
                  "--approve-plan", "--await-approval")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4, out.stderr
     assert _show(troupe, "dev")["context"]["approve_plan"] is True
     assert PLAN_QUESTION in out.stdout  # waits on the graph side: the plan gate
 
@@ -69,7 +69,7 @@ def test_the_plan_gate_stops_before_any_worker_and_applies_an_edit(db: Path, tmp
     """Waits on the graph side: the plan gate, its payload and the validation of an edit."""
     out = troupe("run", "hierarchical", TODO_TASK, "--thread", "gated", "--latency", "0", "--approve-plan",
                  "--await-approval")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 4, out.stderr
     assert PLAN_QUESTION in out.stdout and "waiting for approval of the plan: `troupe approve gated`" in out.stdout
     assert not [m for m in _show(troupe, "gated")["messages"] if m["kind"] == "TASK_ASSIGN"]
     request = _request(db, "gated")
@@ -78,7 +78,7 @@ def test_the_plan_gate_stops_before_any_worker_and_applies_an_edit(db: Path, tmp
     # An unusable edit is refused by the run, which asks again saying why.
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump({"summary": "x", "subtasks": "not a list"}))
     again = troupe("approve", "gated", "--edit", str(tmp_path / "broken.yaml"))
-    assert again.returncode == 0 and PLAN_QUESTION in again.stdout and "note: " in again.stdout, again.stderr
+    assert again.returncode == 4 and PLAN_QUESTION in again.stdout and "note: " in again.stdout, again.stderr
 
     # A usable one is applied: one subtask retitled, one nothing depends on dropped.
     plan = _request(db, "gated")["plan"]
@@ -89,7 +89,7 @@ def test_the_plan_gate_stops_before_any_worker_and_applies_an_edit(db: Path, tmp
                                    for s in subtasks if s is not dropped]}
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
     approved = troupe("approve", "gated", "--edit", str(tmp_path / "plan.yaml"), "--comment", "smaller")
-    assert approved.returncode == 0 and "Approve the team's work" in approved.stdout, approved.stderr
+    assert approved.returncode == 4 and "Approve the team's work" in approved.stdout, approved.stderr
     after = _show(troupe, "gated")
     titles = [t["title"] for t in after["plan"]["tasks"]]
     assert titles[0] == retitled and dropped["title"] not in titles and len(titles) == len(subtasks) - 1
@@ -109,7 +109,7 @@ def test_approve_plan_without_a_terminal_approves_it_and_says_so(troupe) -> None
 def test_rejecting_the_plan_ends_the_run_before_any_work(troupe) -> None:
     """Waits on the graph side: the plan gate."""
     assert troupe("run", "hierarchical", TODO_TASK, "--thread", "nope", "--latency", "0", "--approve-plan",
-                  "--await-approval").returncode == 0
+                  "--await-approval").returncode == 4
     out = troupe("approve", "nope", "--reject", "--comment", "wrong approach")
-    assert out.returncode == 0 and "status: rejected" in out.stdout, out.stderr
+    assert out.returncode == 3 and "status: rejected" in out.stdout, out.stderr
     assert not [m for m in _show(troupe, "nope")["messages"] if m["kind"] == "TASK_ASSIGN"]

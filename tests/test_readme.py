@@ -62,6 +62,7 @@ EXPECTED = {
     ],
     '"Plan a product launch")': ["completed ['content', 'design', 'outreach']"],
     "tools=[send_invoice]) as runner:": ["completed 1"],
+    'thread_id="capped")': ["out_of_budget 4000", "awaiting_approval True", "True capped-again awaiting_approval"],
     'team="support")': [
         "completed [('billing', 1.0)]", "awaiting_approval a refund of 900, over the policy's limit of 200",
         "completed Refunded $900.",

@@ -27,7 +27,7 @@ RECIPES = {"assistant": "hierarchical", "content": "sequential", "dev-team": "hi
 def run(troupe: Troupe, recipe: str, task: str, thread: str, *extra: str) -> dict[str, Any]:
     """Run a recipe from the CLI; its `troupe show --json` document, with the run's stdout under 'stdout'."""
     out = troupe("run", recipe, task, "--thread", thread, "--latency", "0", *extra)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode in (0, 3, 4), out.stderr  # done, done with work not done, waiting for a person
     return show(troupe, thread) | {"stdout": out.stdout}
 
 
@@ -128,11 +128,11 @@ def test_assistant_stops_for_approval_before_booking_or_paying(troupe: Troupe) -
     assert "T3" not in {m["correlation_id"] for m in kinds(doc, "TASK_ASSIGN")}  # nothing booked yet
 
     approved = troupe("approve", "trip", "--comment", "economy only")
-    assert approved.returncode == 0 and "Approve T4 for finance" in approved.stdout, approved.stderr
+    assert approved.returncode == 4 and "Approve T4 for finance" in approved.stdout, approved.stderr
     rejected = troupe("approve", "trip", "--reject", "--comment", "over budget")
-    assert rejected.returncode == 0 and "Approve the team's work" in rejected.stdout, rejected.stderr
+    assert rejected.returncode == 4 and "Approve the team's work" in rejected.stdout, rejected.stderr
     done = troupe("approve", "trip")
-    assert done.returncode == 0 and "status: completed" in done.stdout, done.stderr
+    assert done.returncode == 3 and "status: completed" in done.stdout, done.stderr
 
     doc = show(troupe, "trip")
     decisions = [(m["correlation_id"], m["label"], m["note"]) for m in kinds(doc, "CHECKPOINT")

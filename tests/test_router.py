@@ -110,7 +110,7 @@ def test_an_escalation_stops_at_an_interrupt_and_a_persons_answer_finishes_it(db
 def test_rejecting_an_escalation_closes_the_request_unanswered(db: Path, ctx: RunContext, troupe) -> None:
     run(db, ctx, REFUND, "no")
     out = troupe("approve", "no", "--reject", "--comment", "not ours")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr
     assert "status: rejected" in out.stdout
     assert not (Path(ctx.workspace_root) / "no" / "ANSWER.md").exists()
 

@@ -59,12 +59,12 @@ def test_launch_recipe_delegates_three_levels_deep_and_rolls_up(troupe, tmp_path
 def test_innermost_approval_is_answered_from_the_top_in_new_processes(troupe, tmp_path: Path) -> None:
     first = troupe("run", "launch", LAUNCH, "--thread", "hold", "--latency", "0", "--await-approval",
                    "--workspace-root", str(tmp_path / "ws"))
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 4, first.stderr
     assert "troupe approve hold" in first.stdout
     # The gate waiting is the innermost one: the articles team (content > articles), three levels down.
     assert "researcher" in first.stdout and "social_writer" not in first.stdout
     rejected = troupe("approve", "hold", "--reject", "--comment", "off-message")
-    assert rejected.returncode == 0, rejected.stderr
+    assert rejected.returncode == 4, rejected.stderr
     answers = 1
     while "troupe approve hold" in (out := troupe("approve", "hold")).stdout:
         answers += 1

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import shlex
 import subprocess
 import sys
@@ -20,9 +21,10 @@ import pytest
 import yaml
 from conftest import TODO_TASK, cli_env
 
-from graphs.cli import _report, _settle
-from graphs.console import Feed, approval_text, describe
+from graphs.commands import settle as _settle
+from graphs.console import approval_text, describe
 from graphs.runtime import Outcome, RunInfo
+from graphs.views import View
 from state.context import RunContext
 from state.protocol import Replan
 from state.team import Decision
@@ -161,7 +163,7 @@ def _outcome(tmp_path: Path, request: dict[str, Any] | None) -> Outcome:
 
 def _settled(runner: _Runner, first: Outcome, mode: str | None) -> tuple[Outcome, str]:
     out = io.StringIO()
-    return asyncio.run(_settle(runner, first, mode, Feed(out))), out.getvalue()  # type: ignore[arg-type]
+    return asyncio.run(_settle(runner, first, mode, View(out))), out.getvalue()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("mode", "why"), [(None, "no terminal to ask"), ("auto", "--auto-approve")])
@@ -174,9 +176,10 @@ def test_without_a_person_each_gate_gets_its_automatic_answer(tmp_path: Path, mo
     assert runner.decisions == [Decision(approved=True, comment="auto-approved", by="auto"),
                                 Decision(approved=False, comment="no person to ask: skipped", by="auto"),
                                 Decision(approved=True, comment="auto-approved", by="auto")]
-    assert [line.split("s  ", 1)[1].split(":")[0] for line in feed.splitlines()] == [
+    stamped = [line for line in feed.splitlines() if re.match(r" *\d+\.\ds  ", line)]  # the gate texts go between
+    assert [line.split("s  ", 1)[1].split(":")[0] for line in stamped] == [
         "auto-approving the plan", "auto-skipping T3.1", "auto-approving"]
-    assert all(why in line for line in feed.splitlines())
+    assert all(why in line for line in stamped)
 
 
 @pytest.mark.parametrize(("request_", "says"), [
@@ -186,7 +189,7 @@ def test_without_a_person_each_gate_gets_its_automatic_answer(tmp_path: Path, mo
     (APPROVAL, "waiting for approval: `troupe approve t` (or --reject)"),
 ])
 def test_a_waiting_run_says_how_to_answer_its_gate(tmp_path: Path, capsys, request_: dict[str, Any], says: str) -> None:
-    _report(_outcome(tmp_path, request_))
+    View().outcome(_outcome(tmp_path, request_))
     assert says in capsys.readouterr().out
 
 
