@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,6 +29,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import Op, Result
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
 from pydantic import ValidationError
@@ -59,6 +60,8 @@ from tools.usage import Meter, read_calls, totals
 from tools.workspace import sweep
 
 INDEX = ("index", "runs")
+BUSY_TIMEOUT = 30.0
+"""Seconds a write to the SQLite file waits while another connection writes (sqlite's default here is 5)."""
 _FILLER = frozenset({"a", "an", "the", "for", "of", "on", "to", "and", "with", "about",
                      "build", "create", "make", "write", "implement", "design", "develop"})
 THREAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
@@ -96,6 +99,31 @@ def default_db() -> Path:
 def serializer() -> JsonPlusSerializer:
     """LangGraph's serializer, allowed to load exactly our checkpointed classes."""
     return JsonPlusSerializer(allowed_msgpack_modules=list(CHECKPOINTED_TYPES))
+
+
+class RetryingSqliteStore(AsyncSqliteStore):
+    """LangGraph's SQLite store, with a batch that met a busy database tried again.
+
+    A batch is one deferred transaction that reads before it writes (its gets and searches, then its puts). When
+    another connection — the checkpointer's, another process's — wrote in between, SQLite cannot wait for the write
+    lock (the transaction's snapshot is stale) and fails at once with "database is locked", whatever the busy
+    timeout. The batch's puts are upserts and its deletes idempotent, so running it again is safe.
+    """
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        for attempt in range(BUSY_RETRIES - 1):
+            try:
+                return await super().abatch(ops)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            await asyncio.sleep(0.02 * 2**attempt)
+        return await super().abatch(ops)
+
+
+BUSY_RETRIES = 8
+"""Tries of a store batch that met a busy database (waits of 0.02 s doubling: about 5 s in all)."""
 
 
 def lock_file(db: Path) -> Path:
@@ -270,8 +298,11 @@ class Runner:
         async with AsyncExitStack() as opened:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
-                saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db)), serde=serializer())
-                store = AsyncSqliteStore(await opened.enter_async_context(aiosqlite.connect(db, isolation_level=None)))
+                # Two connections (and other processes) share the file: a writer waits up to BUSY_TIMEOUT for another.
+                saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db, timeout=BUSY_TIMEOUT)),
+                                         serde=serializer())
+                store = RetryingSqliteStore(await opened.enter_async_context(
+                    aiosqlite.connect(db, timeout=BUSY_TIMEOUT, isolation_level=None)))
                 async with _setup_lock(db):
                     if tables := await asyncio.to_thread(foreign_tables, db):
                         raise TroupeError(f"{db} is another application's database (tables: {_listed(tables)}): "

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TODO_TASK
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration
+from langgraph.store.memory import InMemoryStore
 
 from graphs.runtime import Runner
 from nodes.offline_model import OfflineChatModel
 from state.context import RunContext
 from state.protocol import Kind
+from tools.model_cache import StoreCache
 
 
 @pytest.fixture
@@ -80,3 +85,13 @@ def test_no_cache_on_the_command_line(troupe) -> None:
     used = [json.loads(out.stdout)["usage"] for out in (first, again, uncached)]
     assert used[0]["cached"] == 0 and used[1]["cached"] == used[1]["calls"] > 0 and used[2]["cached"] == 0
     assert used[1]["tokens"] == 0 and used[2]["tokens"] == used[0]["tokens"] > 0
+
+
+def test_an_answer_the_cache_cannot_keep_is_still_the_answer(caplog) -> None:
+    class Full(InMemoryStore):
+        async def aput(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise sqlite3.OperationalError("database is locked")
+
+    cache = StoreCache(Full(), "offline@")
+    asyncio.run(cache.aupdate("[]", "llm", [ChatGeneration(message=AIMessage("hi"))]))
+    assert "could not keep an answer: OperationalError: database is locked" in caplog.text

@@ -163,8 +163,8 @@ def test_ctrl_c_stops_the_run_and_names_it(troupe, db) -> None:
     while "TASK_ASSIGN" not in proc.stdout.readline():  # the team is at work
         pass
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, (out[-1500:], err)
     assert "the run stopped after its last finished step (`troupe resume cut`)" in err
     shown = json.loads(troupe("show", "cut", "--json").stdout)
     assert (shown["status"], shown["error"]) == ("stopped", None)  # not "failed" with a CancelledError

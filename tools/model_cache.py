@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration
 from langgraph.store.base import BaseStore
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = ("cache", "models")
 CACHED = "troupe_cached"
@@ -41,7 +44,10 @@ class StoreCache(BaseCache):
         return _marked(item.value["generations"]) if item else None
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        await self.store.aput(NAMESPACE, self._key(prompt, llm_string), _value(return_val), index=False)
+        try:
+            await self.store.aput(NAMESPACE, self._key(prompt, llm_string), _value(return_val), index=False)
+        except Exception as exc:  # an answer that cannot be cached is still the answer: the call must not fail
+            log.warning("the model cache could not keep an answer: %s: %s", type(exc).__name__, exc)
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         item = self.store.get(NAMESPACE, self._key(prompt, llm_string))
