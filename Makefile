@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TASK ?= Build a REST API for todo management
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean real-model
 
 $(BIN)/troupe: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,6 +23,10 @@ lint: $(BIN)/troupe
 
 test: lint
 	LANGSMITH_TRACING=false $(BIN)/pytest
+
+# Every pattern and recipe on a real LLM served by llama.cpp on this CPU (offline; builds and caches on first use).
+real-model: $(BIN)/troupe
+	$(BIN)/python bench/real_model.py $(RUNS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

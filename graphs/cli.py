@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from graphs.errors import TroupeError
 from graphs.registry import PATTERNS
-from state.context import MODEL_ROLES, MODES
+from state.context import MODEL_ROLES, MODES, TOOL_CALLING
 
 DB_HELP = "SQLite file for checkpoints, store and cache (default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)"
 
@@ -211,6 +211,9 @@ def _version() -> str:
 def _model_flags(p: argparse.ArgumentParser, about: str) -> None:
     p.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC", help=about)
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    p.add_argument("--tool-calling", choices=TOOL_CALLING, default=None,
+                   help="how workers' models use tools: native calls, json (models without tool calling), or auto "
+                   "(native until a model writes a call as text; the default)")
 
 
 def _budget_flags(p: argparse.ArgumentParser) -> None:

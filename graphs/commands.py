@@ -139,11 +139,12 @@ def _budget(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace, ctx: RunContext) -> dict[str, Any]:
-    """Stored run settings a resume or fork changes: models, endpoint, budget."""
+    """Stored run settings a resume or fork changes: models, endpoint, tool calling, budget."""
     default, models = _models(args.model)
     settings: dict[str, Any] = {"models": {**ctx.models, **models}} if models else {}
     settings |= {"model": default} if default else {}
     settings |= {"base_url": args.base_url} if args.base_url else {}
+    settings |= {"tool_calling": args.tool_calling} if args.tool_calling else {}
     budget = _budget(args)
     if "prices" in budget:
         budget["prices"] = {**ctx.prices, **budget["prices"]}
@@ -163,7 +164,7 @@ def _context(args: argparse.Namespace) -> RunContext:
     ctx = RunContext(team=args.team or RunContext.team, model=default, models=models, seed=args.seed,
                      latency=args.latency, max_review_rounds=args.max_review_rounds, fail=fail,
                      base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), approve_plan=args.approve_plan,
-                     cache=not args.no_cache, **_budget(args))
+                     cache=not args.no_cache, tool_calling=args.tool_calling or "auto", **_budget(args))
     if args.workspace_root:
         ctx.workspace_root = args.workspace_root
     return ctx

@@ -62,6 +62,8 @@ class Kit:
     """The pattern whose nodes close over this kit (a tag on every traced model call)."""
     budget: Budget | None = None
     """The `build(budget=...)` keyword: over the team file's `budget:` section, under the run's settings."""
+    json_tools: set[str] = field(default_factory=set, compare=False)
+    """Agents whose model wrote a tool call as text (in this process): their later turns ask for JSON at once."""
 
     @classmethod
     def create(cls, *, team: Team | str | Path | None = None, models: Models = None, tools: Tools = None,

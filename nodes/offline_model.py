@@ -37,8 +37,10 @@ from nodes import (
     offline_swarm,
     offline_teams,
 )
+from nodes.json_tools import CATALOGUE, RESULTS
 from nodes.offline_roles import Answer, Play
 from state.context import MODES
+from state.untrusted import unfence
 from tools.reports import REPORT_TOOL_NAMES
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
@@ -146,13 +148,18 @@ class OfflineChatModel(BaseChatModel):
                 calls = [{"name": names[0], "args": {"unexpected": "<<garbage>>"}}]
             else:
                 content = "<<garbage>>"
+        elif names and names[0] == "JsonTurn":  # a worker asking its tool calls as JSON (`nodes.json_tools`)
+            calls = [{"name": "JsonTurn", "args": self._json_turn(brief, messages, mode)}]
         elif names and names[0] in STRUCTURED:
             play = Play(agent=self.name or self.role, seed=self.seed, mode=mode)
             calls = [{"name": names[0], "args": STRUCTURED[names[0]](brief, play)}]
         elif self.role == "worker" and offline_swarm.plays_peer(tools):  # a swarm peer: hands off, returns, answers
             calls, content = offline_swarm.turn(brief, tools, messages, Play(self.name or self.role, self.seed, mode))
         elif self.role == "worker":
-            calls, content = _work(brief, tools, messages, seed=self.seed, flaw_rate=self.draft_flaw_rate, mode=mode)
+            calls, content = _work(brief, tools, _answered(messages), seed=self.seed, flaw_rate=self.draft_flaw_rate,
+                                   mode=mode)
+            if mode == "no-tools" and calls:  # like a small real model: the calls written out, none made
+                calls, content = [], "\n".join(json.dumps({"name": c["name"], "arguments": c["args"]}) for c in calls)
         elif self.role == "synthesizer" and "tasks" in brief:
             content = offline_roles.report(brief)
         else:
@@ -172,7 +179,30 @@ class OfflineChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-def _work(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[BaseMessage], *, seed: int,
+    def _json_turn(self, brief: dict[str, Any], messages: list[BaseMessage], mode: str | None) -> dict[str, Any]:
+        """A worker's turn as `JsonTurn`: the tools from the catalogue in the last message, what they answered
+        from the results messages; then the same work as with native tool calls."""
+        tools = [{"function": f} for f in json.loads(_text(messages[-1]).split(CATALOGUE, 1)[1])]
+        answered: dict[str | None, str] = {}
+        for m in messages:
+            text = _text(m)
+            if isinstance(m, HumanMessage) and text.startswith(RESULTS):
+                for name, result in _RESULT.findall(text.removeprefix(RESULTS)):
+                    answered[name] = unfence(result)
+        calls, content = _work(brief, tools, answered, seed=self.seed, flaw_rate=self.draft_flaw_rate, mode=mode)
+        return {"tool_requests": [{"tool": c["name"], "args": c["args"]} for c in calls], "answer": content}
+
+
+_RESULT = re.compile(r"^([\w.-]+) \((?:success|error)\): (.*?)(?=^[\w.-]+ \((?:success|error)\): |\Z)", re.S | re.M)
+
+
+def _answered(messages: list[BaseMessage]) -> dict[str | None, str]:
+    """What each tool the model called answered so far, by tool name."""
+    called = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    return {m.name or called.get(m.tool_call_id): str(m.text) for m in messages if isinstance(m, ToolMessage)}
+
+
+def _work(brief: dict[str, Any], tools: list[dict[str, Any]], answered: dict[str | None, str], *, seed: int,
           flaw_rate: float, mode: str | None = None) -> tuple[list[dict[str, Any]], str]:
     """A worker's turn: first every tool of its own once, then the artifact with their results, then a summary.
 
@@ -182,8 +212,6 @@ def _work(brief: dict[str, Any], tools: list[dict[str, Any]], messages: list[Bas
     'inject': the same with an injected finding (`offline_hierarchical.injected_finding`), and orders for other
     agents in its artifact and summary.
     """
-    called = {c["id"]: c["name"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
-    answered = {m.name or called.get(m.tool_call_id): str(m.text) for m in messages if isinstance(m, ToolMessage)}
     names = {t["function"]["name"] for t in tools}
     sub = brief.get("subtask") or {}
     first_round = bool(sub) and brief.get("round", 1) == 1

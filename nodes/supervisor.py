@@ -45,8 +45,8 @@ PLANNER_PROMPT = """You are the supervisor of a team of specialists. You decompo
 specialists can do independently, with explicit dependencies, so that independent subtasks run in parallel."""
 
 PLAN_INSTRUCTIONS = """Decompose the task below. Give every subtask a short id (T1, T2, ...), one capability taken \
-from the roles' capabilities, the ids of the subtasks it depends on (ids, not role names), and 2-4 checkable \
-acceptance criteria."""
+from the roles' capabilities, the ids of the earlier subtasks it depends on (ids of subtasks listed before it, not \
+role names), and 2-4 checkable acceptance criteria."""
 
 DIMINISHING = "returns diminish with team size (about 1.8x at 2 agents, 3x at 5, 3.5x at 10)"
 

@@ -24,12 +24,13 @@ from langgraph.runtime import Runtime
 from nodes import scope
 from nodes.briefs import prompt, request
 from nodes.guard import flag, screen_file
+from nodes.json_tools import JsonTools, text_tool_calls
 from nodes.kit import Kit
-from nodes.models import MODEL_RETRY, is_transient
+from nodes.models import MODEL_RETRY, is_transient, model_label
 from nodes.spending import BudgetSpent
 from state.context import RunContext
 from state.plan import TaskRecord, TaskStatus
-from state.protocol import AnyMessage, ArtifactMsg, Blocker, Progress, ReviewRequest
+from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Progress, ReviewRequest
 from state.roles import Role
 from state.team import Request, WorkOrder
 from state.untrusted import DATA_RULE, fence, neutralize
@@ -92,9 +93,17 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
                     chat = await kit.model(role.model_role, runtime, agent=role.name, role=role,
                                            attempt=scope.attempt(runtime), task=task.id)
                     offered = tools | ({t.name: t for t in REPORT_TOOLS} if reports else {})
-                    written, summary, said = await _tool_loop(chat, offered, prompt(role.prompt, WORK_INSTRUCTIONS,
-                                                                                    brief), ctx.max_tool_turns, root)
+                    calling = role.model_settings.tool_calling or ctx.tool_calling
+                    loop = _ToolLoop(chat, offered, "json" if role.name in kit.json_tools else calling, root)
+                    written, summary, said = await loop.run(prompt(role.prompt, WORK_INSTRUCTIONS, brief),
+                                                            ctx.max_tool_turns)
                     requests = [Request(task_id=task.id, sender=role.name, **r) for r in said]
+                    if loop.fell_back:
+                        kit.json_tools.add(role.name)
+                        await journal.post(CheckpointMsg(
+                            sender=role.name, recipient=lead, correlation_id=task.id, label="tool calling: json",
+                            note=f"{model_label(chat)} {loop.fell_back}: its tool requests are asked as JSON from "
+                                 "now on"))
         except (ToolFailure, ToolServerError, BudgetSpent) as exc:
             return await _failed(runtime, role, state, str(exc), lead)
         except Exception as exc:
@@ -133,31 +142,58 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
     return work
 
 
-async def _tool_loop(
-    chat: Any, tools: dict[str, BaseTool], messages: list[BaseMessage], turns: int, root: Path
-) -> tuple[dict[str, str], str, list[dict[str, Any]]]:
-    """Let the model call its tools until it answers or reports that the subtask is too big:
-    ({path: sha256} of the files it wrote, its summary, what it reported to its lead)."""
-    model: Runnable[Any, AIMessage] = chat.bind_tools(list(tools.values())) if tools else chat
-    config = workspace_config(root, get_config())
-    written: dict[str, str] = {}
-    reports: list[dict[str, Any]] = []
-    for _ in range(turns):
-        reply = await model.ainvoke(messages)
-        messages.append(reply)
-        if not reply.tool_calls:
-            break
-        for call in reply.tool_calls:
-            result = await call_tool(tools.get(call["name"]), call, sorted(tools), config)
-            messages.append(result)
-            if isinstance(result.artifact, dict) and "sha256" in result.artifact:
-                written[result.artifact["path"]] = result.artifact["sha256"]
-            elif isinstance(result.artifact, dict) and "report" in result.artifact:
-                reports.append(result.artifact["report"])
-        if any(r["kind"] == "complexity" for r in reports):
-            return written, "", reports
-    last = messages[-1]
-    return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else "", reports
+class _ToolLoop:
+    """The model calls its tools until it answers or reports that the subtask is too big. `calling` is how
+    (`state.context.ToolCalling`): in 'auto', an answer with no tool call before anything is written switches the
+    model to JSON (`fell_back`): the calls it wrote out as text are made, or the turn is asked again as JSON."""
+
+    def __init__(self, chat: Any, tools: dict[str, BaseTool], calling: str, root: Path) -> None:
+        self.chat, self.tools, self.calling, self.root = chat, tools, calling, root
+        self.fell_back: str | None = None
+        """Why the loop switched to JSON, if it did."""
+        self.model: Any = self._bound()
+
+    def _bound(self) -> Any:
+        if not self.tools:
+            return self.chat
+        if self.calling == "json":
+            return JsonTools(self.chat, list(self.tools.values()))
+        bound: Runnable[Any, AIMessage] = self.chat.bind_tools(list(self.tools.values()))
+        return bound
+
+    async def run(self, messages: list[BaseMessage], turns: int
+                  ) -> tuple[dict[str, str], str, list[dict[str, Any]]]:
+        """({path: sha256} of the files the model wrote, its summary, what it reported to its lead)."""
+        config = workspace_config(self.root, get_config())
+        written: dict[str, str] = {}
+        reports: list[dict[str, Any]] = []
+        for _ in range(turns):
+            reply = await self.model.ainvoke(messages)
+            if not reply.tool_calls and not written and self.calling == "auto" and "write_file" in self.tools:
+                reply = await self._fall_back(reply, messages)
+            messages.append(reply)
+            if not reply.tool_calls:
+                break
+            for call in reply.tool_calls:
+                result = await call_tool(self.tools.get(call["name"]), call, sorted(self.tools), config)
+                messages.append(result)
+                if isinstance(result.artifact, dict) and "sha256" in result.artifact:
+                    written[result.artifact["path"]] = result.artifact["sha256"]
+                elif isinstance(result.artifact, dict) and "report" in result.artifact:
+                    reports.append(result.artifact["report"])
+            if any(r["kind"] == "complexity" for r in reports):
+                return written, "", reports
+        last = messages[-1]
+        return written, last.text.strip() if isinstance(last, AIMessage) and not last.tool_calls else "", reports
+
+    async def _fall_back(self, reply: AIMessage, messages: list[BaseMessage]) -> AIMessage:
+        """The model answered without a tool call and wrote nothing: JSON for the rest of the loop, starting with
+        the calls it wrote out as text, or else with this turn asked again as JSON."""
+        self.calling, self.model = "json", JsonTools(self.chat, list(self.tools.values()))
+        calls = text_tool_calls(reply.text, set(self.tools))
+        self.fell_back = ("wrote its tool call as text instead of making it" if calls else
+                          "answered without calling a tool or writing its artifact")
+        return AIMessage(content="", tool_calls=calls) if calls else await self.model.ainvoke(messages)
 
 
 async def call_tool(tool: BaseTool | None, call: Any, known: list[str], config: Any) -> ToolMessage:

@@ -32,7 +32,8 @@ class Subtask(BaseModel):
     title: str = Field(description="Imperative one-line title.")
     description: str = Field(description="What to produce and why.")
     capability: str = Field(description="The skill needed, e.g. 'backend' or 'testing'.")
-    depends_on: list[str] = Field(default_factory=list, description="Ids of subtasks that must finish first.")
+    depends_on: list[str] = Field(default_factory=list, description="Ids of earlier subtasks (listed before this "
+                                  "one) that must finish first.")
     acceptance_criteria: list[str] = Field(min_length=1, description="Checkable statements the result must satisfy.")
 
 

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from state.budget import Budget
 from state.context import MODEL_ROLES as MODEL_ROLES  # re-exported: a role names its model role
-from state.context import ModelRole
+from state.context import ModelRole, ToolCalling
 from state.urls import refuse_credential
 
 WORKSPACE_TOOL_NAMES: tuple[str, ...] = ("write_file", "read_file")
@@ -40,6 +40,8 @@ class ModelSettings(BaseModel):
     timeout: float | None = Field(default=None, gt=0, description="Seconds before one model call gives up.")
     base_url: str | None = Field(default=None, description="Endpoint of an OpenAI-compatible or provider server.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key (never the key).")
+    tool_calling: ToolCalling | None = Field(default=None, description="'native', 'json' (for a model without tool "
+                                             "calling) or 'auto'; unset: the run's setting.")
 
     @field_validator("base_url")
     @classmethod
@@ -51,7 +53,7 @@ class ModelSettings(BaseModel):
 
     def options(self) -> dict[str, Any]:
         """The settings that are set, as keyword arguments for a chat model (the key read from its variable)."""
-        return self.model_dump(exclude_none=True, exclude={"api_key_env"})
+        return self.model_dump(exclude_none=True, exclude={"api_key_env", "tool_calling"})
 
 
 class Role(BaseModel):

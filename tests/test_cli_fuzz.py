@@ -76,8 +76,9 @@ APPROVAL = [switch("--auto-approve"), switch("--await-approval")]
 OUTPUT = [switch("--quiet"), switch("--json-lines"), switch("--json")]
 BUDGET = [flag("--budget-tokens", junk_or(["1000", "0", "-5"])), flag("--budget-usd", junk_or(["0.5", "0", "nan"])),
           flag("--cheap-model", junk_or(MODELS)), flag("--price", junk_or(["offline=1/4", "x=1", "=1/2", "a=b/c"]))]
+MODEL_FLAGS = [flag("--model", junk_or(MODELS)), flag("--tool-calling", junk_or(["auto", "native", "json"]))]
 RUN_FLAGS = [
-    flag("--thread", junk_or(THREADS)), flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(
+    flag("--thread", junk_or(THREADS)), *MODEL_FLAGS, flag("--base-url", junk_or(
         ["http://127.0.0.1:9/v1", "http://user:key@127.0.0.1:9/v1"])),
     flag("--team", junk_or(["software", "content", "nope"])), flag("--team-file", junk_or(PATHS)),
     flag("--seed", junk_or(["7", "0", "-5", str(2**70)])), flag("--max-review-rounds", junk_or(["1", "3", "0", "-3"])),
@@ -86,10 +87,10 @@ RUN_FLAGS = [
 ]
 PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchStrategy[str]]]] = {
     # subcommand: (its flags, its positionals)
-    "resume": ([flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
+    "resume": ([*MODEL_FLAGS, flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
                 switch("--wait"), *OUTPUT, *BUDGET], [junk_or(THREADS)]),
     "fork": ([flag("--at", junk_or(["0", "3", "999", "1f0"])), flag("--thread", junk_or(THREADS)),
-              flag("--model", junk_or(MODELS)), flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
+              *MODEL_FLAGS, flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
               *OUTPUT, *BUDGET], [junk_or(THREADS)]),
     "approve": ([switch("--reject"), flag("--comment", junk_or(["ok"])), flag("--edit", junk_or(PATHS)),
                  switch("--wait"), *OUTPUT], [junk_or(THREADS)]),
