@@ -189,8 +189,15 @@ class OfflineChatModel(BaseChatModel):
             if isinstance(m, HumanMessage) and text.startswith(RESULTS):
                 for name, result in _RESULT.findall(text.removeprefix(RESULTS)):
                     answered[name] = unfence(result)
-        calls, content = _work(brief, tools, answered, seed=self.seed, flaw_rate=self.draft_flaw_rate, mode=mode)
-        return {"tool_requests": [{"tool": c["name"], "args": c["args"]} for c in calls], "answer": content}
+        def turn(known: dict[str | None, str]) -> tuple[list[dict[str, Any]], str]:
+            return _work(brief, tools, known, seed=self.seed, flaw_rate=self.draft_flaw_rate, mode=mode)
+
+        calls, content = turn(answered)
+        delivered = [c for c in calls if c["name"] == "write_file" and c["args"]["path"] == brief.get("path")]
+        if delivered:  # the deliverable goes in "artifact"; the summary is what it says once the file is written
+            content = turn({**answered, "write_file": "written"})[1]
+        return {"artifact": delivered[0]["args"]["content"] if delivered else "", "summary": content,
+                "tool_requests": [{"tool": c["name"], "args": c["args"]} for c in calls if c not in delivered]}
 
 
 _RESULT = re.compile(r"^([\w.-]+) \((?:success|error)\): (.*?)(?=^[\w.-]+ \((?:success|error)\): |\Z)", re.S | re.M)

@@ -94,7 +94,8 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
                                            attempt=scope.attempt(runtime), task=task.id)
                     offered = tools | ({t.name: t for t in REPORT_TOOLS} if reports else {})
                     calling = role.model_settings.tool_calling or ctx.tool_calling
-                    loop = _ToolLoop(chat, offered, "json" if role.name in kit.json_tools else calling, root)
+                    loop = _ToolLoop(chat, offered, "json" if role.name in kit.json_tools else calling, root,
+                                     str(brief["path"]))
                     written, summary, said = await loop.run(prompt(role.prompt, WORK_INSTRUCTIONS, brief),
                                                             ctx.max_tool_turns)
                     requests = [Request(task_id=task.id, sender=role.name, **r) for r in said]
@@ -147,8 +148,8 @@ class _ToolLoop:
     (`state.context.ToolCalling`): in 'auto', an answer with no tool call before anything is written switches the
     model to JSON (`fell_back`): the calls it wrote out as text are made, or the turn is asked again as JSON."""
 
-    def __init__(self, chat: Any, tools: dict[str, BaseTool], calling: str, root: Path) -> None:
-        self.chat, self.tools, self.calling, self.root = chat, tools, calling, root
+    def __init__(self, chat: Any, tools: dict[str, BaseTool], calling: str, root: Path, deliver_to: str) -> None:
+        self.chat, self.tools, self.calling, self.root, self.deliver_to = chat, tools, calling, root, deliver_to
         self.fell_back: str | None = None
         """Why the loop switched to JSON, if it did."""
         self.model: Any = self._bound()
@@ -157,9 +158,12 @@ class _ToolLoop:
         if not self.tools:
             return self.chat
         if self.calling == "json":
-            return JsonTools(self.chat, list(self.tools.values()))
+            return self._json()
         bound: Runnable[Any, AIMessage] = self.chat.bind_tools(list(self.tools.values()))
         return bound
+
+    def _json(self) -> JsonTools:
+        return JsonTools(self.chat, list(self.tools.values()), self.deliver_to)
 
     async def run(self, messages: list[BaseMessage], turns: int
                   ) -> tuple[dict[str, str], str, list[dict[str, Any]]]:
@@ -189,7 +193,7 @@ class _ToolLoop:
     async def _fall_back(self, reply: AIMessage, messages: list[BaseMessage]) -> AIMessage:
         """The model answered without a tool call and wrote nothing: JSON for the rest of the loop, starting with
         the calls it wrote out as text, or else with this turn asked again as JSON."""
-        self.calling, self.model = "json", JsonTools(self.chat, list(self.tools.values()))
+        self.calling, self.model = "json", self._json()
         calls = text_tool_calls(reply.text, set(self.tools))
         self.fell_back = ("wrote its tool call as text instead of making it" if calls else
                           "answered without calling a tool or writing its artifact")

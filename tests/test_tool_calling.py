@@ -88,7 +88,8 @@ def test_the_cli_takes_tool_calling(troupe) -> None:
 
 
 class _Prose:
-    """A model that answers a tool-calling request in prose, and does the work when asked for JSON."""
+    """A model that answers a tool-calling request in prose, and does the work when asked for JSON: it reads its
+    input first, then delivers."""
 
     def __init__(self) -> None:
         self.asked: list[str] = []
@@ -99,21 +100,24 @@ class _Prose:
     def with_structured_output(self, schema):  # type: ignore[no-untyped-def]
         def turn(messages):  # type: ignore[no-untyped-def]
             self.asked.append("json")
-            if any(isinstance(m, HumanMessage) and m.text.startswith(RESULTS) for m in messages):
-                return {"answer": "Wrote T1.md."}
-            return {"tool_requests": [{"tool": "write_file", "args": {"path": "T1.md", "content": "# Design\n"}}]}
+            results = [m.text for m in messages if isinstance(m, HumanMessage) and m.text.startswith(RESULTS)]
+            if results:
+                assert "the contract" in results[0]
+                return {"artifact": "# Design\nper the contract\n", "summary": "Wrote the design."}
+            return {"tool_requests": [{"tool": "read_file", "args": {"path": "T0.md"}}]}
 
         return RunnableLambda(turn)
 
 
 def test_a_model_that_answers_in_prose_is_asked_again_as_json(tmp_path: Path) -> None:
+    (tmp_path / "T0.md").write_text("the contract")
     chat = _Prose()
-    loop = _ToolLoop(chat, {t.name: t for t in WORKSPACE_TOOLS}, "auto", tmp_path)
+    loop = _ToolLoop(chat, {t.name: t for t in WORKSPACE_TOOLS}, "auto", tmp_path, "T1.md")
+
     async def run_loop(messages):  # type: ignore[no-untyped-def]
         return await loop.run(messages, 4)  # inside a runnable: the loop reads its config
 
-    run = RunnableLambda(run_loop)
-    written, summary, _ = asyncio.run(run.ainvoke([HumanMessage("Write T1.md")]))
-    assert list(written) == ["T1.md"] and (tmp_path / "T1.md").read_text() == "# Design\n"
-    assert summary == "Wrote T1.md." and chat.asked == ["native", "json", "json"]
+    written, summary, _ = asyncio.run(RunnableLambda(run_loop).ainvoke([HumanMessage("Write T1.md")]))
+    assert list(written) == ["T1.md"] and (tmp_path / "T1.md").read_text() == "# Design\nper the contract\n"
+    assert summary == "Wrote the design." and chat.asked == ["native", "json", "json"]
     assert loop.fell_back == "answered without calling a tool or writing its artifact"
