@@ -75,3 +75,21 @@ def test_graph_streamed_in_messages_mode_streams_from_the_server(server: OpenAIC
     assert any(getattr(msg, "usage_metadata", None) for msg, _ in chunks), "no usage arrived while streaming"
     assert server.requests and all(body["stream"] is True for body in server.requests)
     assert asyncio.run(graph.aget_state(config)).interrupts, "the run did not reach the approval gate"
+
+
+def test_json_tool_calling_through_an_openai_compatible_server(db: Path, server: OpenAICompatServer) -> None:
+    """`--tool-calling json` on the real-model path: no request offers tools; workers deliver through JsonTurn."""
+    env = {**cli_env(db), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url}
+    out = subprocess.run(
+        [sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "json",
+         "--model", "openai:small-local", "--tool-calling", "json", "--auto-approve"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    bodies = list(server.requests)
+    assert not any(b.get("tools") and any(t["function"]["name"] == "write_file" for t in b["tools"]) for b in bodies)
+    turns = [b for b in bodies if b.get("response_format", {}).get("json_schema", {}).get("name") == "JsonTurn"]
+    assert len(turns) >= 5
+    shown = json.loads(subprocess.run([sys.executable, "-m", "graphs.cli", "show", "json", "--json"], env=env,
+                                      capture_output=True, text=True, timeout=60).stdout)
+    assert all(r["status"] == "done" and r["artifact"] for r in shown["board"].values())
