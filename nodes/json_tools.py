@@ -1,5 +1,6 @@
 """Tool calling for models that do not call tools: the tools described in the prompt, the model's answer asked as
-structured output (JSON), and read back as tool calls, so the worker's tool loop runs unchanged.
+structured output (JSON) — its deliverable in a field, or the tools it needs first — and read back as tool calls
+(the deliverable as a write of the subtask's file), so the worker's tool loop runs unchanged.
 
 Small local models (llama.cpp, Ollama, vLLM with 1-3B models) often answer a tool-calling request with the call
 written out as text — `{"name": "write_file", "arguments": {...}}` — and no tool call. A worker in `auto` mode
