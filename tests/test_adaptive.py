@@ -286,3 +286,19 @@ def test_a_team_that_stalls_is_replanned_not_left_spinning() -> None:
     calm = _Step(plan, dict(board), Ledger(step=4, last_progress=2), found, load_team("software"))
     calm.catch_loops_and_stalls()
     assert calm.board["T1"].status == TaskStatus.ASSIGNED
+
+
+def test_a_plan_whose_dependencies_name_roles_is_repaired_and_the_run_finishes(db: Path, ctx: RunContext) -> None:
+    """What a small real model does (the lane saw it): `depends_on: ["architect"]` instead of `["T1"]`."""
+    ctx.fail = {"planner": "lie"}
+    outcome, messages = run(db, ctx)
+    reason = replans(messages, "repair")[0].reason
+    assert "depends on 'architect', a role and not an id: read as T1" in reason, reason
+    last = outcome.values["plan"].tasks[-1]
+    assert "T1" in last.depends_on and "architect" not in last.depends_on
+
+    async def approve(runner: Runner) -> Outcome:
+        return await runner.approve(outcome.info.thread_id, Decision(approved=True))
+
+    finished = with_runner(db, approve)
+    assert finished.status == "completed" and finished.shortfall is None  # type: ignore[attr-defined]
