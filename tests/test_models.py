@@ -57,3 +57,17 @@ def _validation_error() -> ValidationError:
 )
 def test_permanent_failures_are_not_retried(exc: Exception) -> None:
     assert not is_transient(exc)
+
+
+def test_max_tokens_caps_models_built_from_specs_and_a_role_setting_wins(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    from nodes.models import get_model
+    from state.context import RunContext
+    from state.roles import ModelSettings, Role
+
+    ctx = RunContext(model="openai:small", base_url="http://127.0.0.1:9/v1", max_tokens=1536)
+    assert get_model("worker", ctx, agent="qa").max_tokens == 1536  # type: ignore[attr-defined]
+    role = Role(name="qa", capabilities=["testing"], prompt="You test.", model_settings=ModelSettings(max_tokens=99))
+    assert get_model("worker", ctx, agent="qa", role=role).max_tokens == 99  # type: ignore[attr-defined]
+    assert get_model("worker", RunContext(model="openai:small", base_url="http://127.0.0.1:9/v1"),
+                     agent="qa").max_tokens is None  # type: ignore[attr-defined]
