@@ -130,7 +130,9 @@ def check_spec(spec: str) -> None:
 
 
 def is_transient(exc: Exception) -> bool:
-    """Failures worth another attempt: dropped connections, timeouts, rate limits, server errors.
+    """Failures worth another attempt: dropped connections, timeouts, rate limits, server errors, and an answer
+    cut off at its token cap (a sampled model that repeated itself until the cap — the real-model lane saw it —
+    usually does not the next time).
 
     A bad answer, a bad request or a bug is not retried: it would fail the same way again.
     """
@@ -139,6 +141,7 @@ def is_transient(exc: Exception) -> bool:
     openai = sys.modules.get("openai")  # only loaded when a ChatOpenAI was built, so only then can it raise
     return openai is not None and isinstance(
         exc, openai.APIConnectionError | openai.RateLimitError | openai.InternalServerError
+        | openai.LengthFinishReasonError
     )
 
 

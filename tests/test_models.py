@@ -71,3 +71,16 @@ def test_max_tokens_caps_models_built_from_specs_and_a_role_setting_wins(monkeyp
     assert get_model("worker", ctx, agent="qa", role=role).max_tokens == 99  # type: ignore[attr-defined]
     assert get_model("worker", RunContext(model="openai:small", base_url="http://127.0.0.1:9/v1"),
                      agent="qa").max_tokens is None  # type: ignore[attr-defined]
+
+
+def test_an_answer_cut_off_at_its_token_cap_is_tried_again() -> None:
+    import openai
+    from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletion
+
+    from nodes.models import is_transient
+
+    completion = ChatCompletion.model_construct(usage=CompletionUsage(completion_tokens=1536, prompt_tokens=498,
+                                                                      total_tokens=2034))
+    assert is_transient(openai.LengthFinishReasonError(completion=completion))
+    assert not is_transient(ValueError("a bad answer"))
