@@ -156,9 +156,11 @@ def test_ctrl_c_stops_the_run_and_names_it(troupe, db) -> None:
 
     from conftest import cli_env
 
+    # A child inherits an ignored SIGINT (a background job's), and Python then installs no Ctrl-C handler: restore it.
     proc = subprocess.Popen([sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "cut",
                              "--latency", "0.5"], env=cli_env(db), text=True, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     while "TASK_ASSIGN" not in proc.stdout.readline():  # the team is at work
         pass

@@ -173,6 +173,9 @@ def test_a_sigkilled_owner_frees_its_run_at_once(db: Path, tmp_path: Path, troup
     proc = _start(db, "run", "hierarchical", TODO_TASK, "--thread", "killed",
                   "--latency", "0.15", "--auto-approve", "--workspace-root", str(tmp_path / "ws"))
     _wait_for(db, "killed")
+    assert proc.stdout is not None
+    while "TASK_ASSIGN" not in proc.stdout.readline():  # the run is indexed and at work, not only leased
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert "stopped" in _listed(troupe, "killed")  # not "running": its process is gone
