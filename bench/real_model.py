@@ -200,7 +200,10 @@ def table(rows: list[Row]) -> str:
              " |",
              "|---|---|---:|---|---:|---|---:|---:|---:|"]
     for r in rows:
-        done = "yes" if r.finished else f"no ({r.status}{': ' + r.note[:60] if r.note else ''})"
+        if r.finished:
+            done = f"completed, but {r.note[:60]}" if r.note else "yes"
+        else:
+            done = f"no ({r.status}{': ' + r.note[:60] if r.note else ''})"
         lines.append(f"| {r.name} | {done} | {r.subtasks} | {', '.join(r.roles)} | {r.review_rounds} | "
                      f"{'; '.join(r.repairs) or '-'} | {r.tokens:,} | {r.calls} | {r.wall_s} |")
     return "\n".join(lines)
