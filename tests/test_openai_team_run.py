@@ -19,13 +19,16 @@ def server() -> Iterator[OpenAICompatServer]:
         yield s
 
 
-def test_team_run_through_an_openai_compatible_server(db: Path, server: OpenAICompatServer) -> None:
+def _cli(db: Path, server: OpenAICompatServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a new process, its OpenAI client pointed at the local server."""
     env = {**cli_env(db), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url}
-    out = subprocess.run(
-        [sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "http",
-         "--model", "openai:gpt-test", "--model", "planner=openai:planner-large", "--auto-approve"],
-        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-    )
+    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_team_run_through_an_openai_compatible_server(db: Path, server: OpenAICompatServer) -> None:
+    out = _cli(db, server, "run", "hierarchical", TODO_TASK, "--thread", "http", "--model", "openai:gpt-test",
+               "--model", "planner=openai:planner-large", "--auto-approve")
     assert out.returncode == 0, out.stderr
     assert "status: completed" in out.stdout
     assert "offline model" not in out.stdout.split("checkpoints:")[0], "the offline label must not claim this run"
@@ -40,8 +43,7 @@ def test_team_run_through_an_openai_compatible_server(db: Path, server: OpenAICo
     assert len(reviews) >= 6 and len(workers) >= 10  # 5 subtasks, a review round-trip, two turns per worker
 
     # Scoped context: a worker's brief holds its own subtask and only its direct dependencies.
-    shown = json.loads(subprocess.run([sys.executable, "-m", "graphs.cli", "show", "http", "--json"], env=env,
-                                      capture_output=True, text=True, timeout=60).stdout)
+    shown = json.loads(_cli(db, server, "show", "http", "--json").stdout)
     deps = {t["id"]: set(t["depends_on"]) for t in shown["plan"]["tasks"]}
     for body in workers:
         ask = next(m["content"] for m in body["messages"] if m["role"] == "user")
@@ -79,17 +81,12 @@ def test_graph_streamed_in_messages_mode_streams_from_the_server(server: OpenAIC
 
 def test_json_tool_calling_through_an_openai_compatible_server(db: Path, server: OpenAICompatServer) -> None:
     """`--tool-calling json` on the real-model path: no request offers tools; workers deliver through JsonTurn."""
-    env = {**cli_env(db), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.url}
-    out = subprocess.run(
-        [sys.executable, "-m", "graphs.cli", "run", "hierarchical", TODO_TASK, "--thread", "json",
-         "--model", "openai:small-local", "--tool-calling", "json", "--auto-approve"],
-        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-    )
+    out = _cli(db, server, "run", "hierarchical", TODO_TASK, "--thread", "json", "--model", "openai:small-local",
+               "--tool-calling", "json", "--auto-approve")
     assert out.returncode == 0, out.stderr
     bodies = list(server.requests)
     assert not any(b.get("tools") and any(t["function"]["name"] == "write_file" for t in b["tools"]) for b in bodies)
     turns = [b for b in bodies if b.get("response_format", {}).get("json_schema", {}).get("name") == "JsonTurn"]
     assert len(turns) >= 5
-    shown = json.loads(subprocess.run([sys.executable, "-m", "graphs.cli", "show", "json", "--json"], env=env,
-                                      capture_output=True, text=True, timeout=60).stdout)
+    shown = json.loads(_cli(db, server, "show", "json", "--json").stdout)
     assert all(r["status"] == "done" and r["artifact"] for r in shown["board"].values())
