@@ -36,6 +36,14 @@ a message that says what to do instead:
 
 Files are UTF-8 text; content that cannot be encoded (lone surrogates) and files that are not
 UTF-8 are tool errors too. POSIX only (it relies on `dir_fd`, `O_NOFOLLOW` and `O_DIRECTORY`).
+
+Parallel writers. When the config names the writer (`WRITER_KEY` under 'configurable') and the LangGraph step
+(`metadata["langgraph_step"]`), a write is a commit against the step's base, so parallel workers of one step
+writing the same file do not clobber each other (bookkeeping: `tools.merge.Ledger`, outside the workspace).
+No other writer wrote the file in this step: a plain write (a re-run writer replaces its own attempt). Else
+the others' edits and mine are merged three-way (`git merge-file`): a clean merge is written; overlapping edits
+leave the file as it is, save my version, and report the conflict for the supervisor to settle
+(`resolve_conflict`). Without a writer, a write just replaces the file.
 """
 
 from __future__ import annotations
@@ -46,16 +54,21 @@ import os
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
+from tools.merge import Ledger, saved
+
 WORKSPACE_KEY = "troupe_workspace"
 """Config key (under 'configurable') that names the folder the workspace tools work in."""
+WRITER_KEY = "troupe_writer"
+"""Config key (under 'configurable') that names who writes (a task id): its writes are commits (see the module)."""
 
 MAX_NAME_BYTES = 255
 """Longest file or folder name (one path component), in UTF-8 bytes: the limit of common file systems."""
@@ -67,6 +80,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEMP = re.compile(r"\.troupe-[0-9a-f]{16}\.tmp")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_COMMITS = threading.Lock()
+"""Held around a commit's read, decision and write, so parallel writers of one process commit one at a time."""
 
 
 def workspace_config(root: Path, config: RunnableConfig | None = None) -> RunnableConfig:
@@ -217,7 +232,7 @@ def _check_target(st: os.stat_result, shown: str, *, writing: bool) -> None:
                             f"so it is not {verb}: use another name")
 
 
-def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, dict[str, str]]:
+def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
     """Write a UTF-8 text file in the workspace (creating folders), replacing any old content."""
     root = _root(config)
     parts = normalize(path)
@@ -227,6 +242,49 @@ def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, di
         data = content.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ToolException(f"the content for {shown} is not valid text ({exc.reason}): send valid UTF-8 text") from exc
+    committer = _committer(config)
+    if committer is None:
+        _write(root, parts, shown, data)
+        return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
+    writer, step = committer
+    with _COMMITS:
+        ledger = Ledger(root, step, rel)
+        try:
+            commit = ledger.decide(writer, content, lambda: _read(root, parts, shown, writing=True))
+            if commit.text is not None:
+                _write(root, parts, shown, commit.text.encode())
+                ledger.landed(writer, content)
+        except OSError as exc:  # the bookkeeping failed (the workspace's own errors are ToolExceptions already)
+            raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
+    who = ", ".join(commit.others)
+    if commit.text is None:
+        return (f"not written: your edit of {rel} overlaps the concurrent edit of it by {who}; the file keeps their "
+                "version and the supervisor will decide between the two. Carry on with the rest of your work; "
+                "do not retry this write.", {"path": rel, "sha256": sha256(content), "conflict": commit.conflict})
+    if not commit.others:
+        return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
+    return (f"wrote {len(commit.text.encode())} bytes to {rel}, merged with the concurrent edit of it by {who}",
+            {"path": rel, "sha256": sha256(commit.text), "merged_with": commit.others})
+
+
+def resolve_conflict(root: Path, conflict: dict[str, Any], side: Literal["mine", "theirs"]) -> str:
+    """Settle a conflict `write_file` reported (its artifact's "conflict") for the workspace `root`: write the
+    version `side` saved over the file (a plain write, no merge); the sha256 now in the file."""
+    _, artifact = write_file(conflict["path"], saved(root, conflict, side), workspace_config(root))
+    return str(artifact["sha256"])
+
+
+def _committer(config: RunnableConfig) -> tuple[str, int] | None:
+    """(writer, step) when the call is a write of a named writer inside a LangGraph step, else None."""
+    writer = (config.get("configurable") or {}).get(WRITER_KEY)
+    step = (config.get("metadata") or {}).get("langgraph_step")
+    if isinstance(writer, str) and writer and isinstance(step, int) and not isinstance(step, bool):
+        return writer, step
+    return None
+
+
+def _write(root: Path, parts: list[str], shown: str, data: bytes) -> None:
+    """Replace the file `parts` by `data`: a temporary file in its folder, renamed over it."""
     name = parts[-1]
     with _folder(root, parts[:-1], shown, create=True) as fd:
         try:
@@ -261,7 +319,6 @@ def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, di
         except BaseException:
             _unlink(temp, fd)
             raise
-    return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
 
 
 def sweep(root: Path) -> None:
@@ -282,32 +339,40 @@ def _unlink(name: str, fd: int) -> None:
 
 def read_file(path: str, config: RunnableConfig) -> str:
     """Read a UTF-8 text file from the workspace."""
-    root = _root(config)
     parts = normalize(path)
     shown = _show("/".join(parts))
-    with _folder(root, parts[:-1], shown, create=False) as fd:
-        try:
-            # O_NONBLOCK: a FIFO planted in the workspace must not hang the call (it is refused below)
-            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
-        except FileNotFoundError as exc:
-            raise ToolException(f"no file {shown} in the workspace") from exc
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise ToolException(f"{shown} is a symbolic link: links are not followed in the workspace; "
-                                    "read the file it names instead") from exc
-            raise ToolException(f"cannot read {shown}: {_problem(exc)}") from exc
-        try:
-            _check_target(os.fstat(src), shown, writing=False)
-            with os.fdopen(src, "rb", closefd=False) as stream:
-                data = stream.read()
-        except OSError as exc:
-            raise ToolException(f"cannot read {shown}: {_problem(exc)}") from exc
-        finally:
-            os.close(src)
+    data = _read(_root(config), parts, shown, writing=False)
+    if data is None:
+        raise ToolException(f"no file {shown} in the workspace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ToolException(f"{shown} is not UTF-8 text, so it cannot be read as text") from exc
+
+
+def _read(root: Path, parts: list[str], shown: str, *, writing: bool) -> bytes | None:
+    """The bytes of the file `parts`, None if there is none; `writing`: read before a write (which creates the
+    folders and words its refusals as a write's)."""
+    with _folder(root, parts[:-1], shown, create=writing) as fd:
+        try:
+            # O_NONBLOCK: a FIFO planted in the workspace must not hang the call (it is refused below)
+            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                hint = "use another name" if writing else "read the file it names instead"
+                raise ToolException(f"{shown} is a symbolic link: links are not followed in the workspace; "
+                                    f"{hint}") from exc
+            raise ToolException(f"cannot {'write' if writing else 'read'} {shown}: {_problem(exc)}") from exc
+        try:
+            _check_target(os.fstat(src), shown, writing=writing)
+            with os.fdopen(src, "rb", closefd=False) as stream:
+                return stream.read()
+        except OSError as exc:
+            raise ToolException(f"cannot {'write' if writing else 'read'} {shown}: {_problem(exc)}") from exc
+        finally:
+            os.close(src)
 
 
 def _tool(fn: Any, **options: Any) -> BaseTool:
@@ -316,5 +381,8 @@ def _tool(fn: Any, **options: Any) -> BaseTool:
 
 WORKSPACE_TOOLS: tuple[BaseTool, ...] = (_tool(write_file, response_format="content_and_artifact"), _tool(read_file))
 """`write_file` reports what it wrote as the tool message's artifact (`{"path", "sha256"}`), so the caller
-knows exactly which files an agent produced. Writing the same content twice is harmless, so a re-run step
-stays idempotent. Every bad path or file-system error comes back as a tool message with `status="error"`."""
+knows exactly which files an agent produced; a commit merged with other writers adds `"merged_with": [writers]`
+(`sha256` is then of the merged file), and one that overlaps them is not written: `sha256` is of the writer's
+own version and `"conflict"` says what the supervisor needs to settle it. Writing the same content twice is
+harmless, so a re-run step stays idempotent. Every bad path or file-system error comes back as a tool message
+with `status="error"`."""
