@@ -54,7 +54,9 @@ from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
 from state.team_file import read_team
 from tools.amendments import post_amendment
-from tools.context_store import ProgressRecord, read_progress
+from state.records import ProgressRecord
+from tools.context_store import read_progress
+from tools.embeddings import semantic_index
 from tools.journal import read_all, read_messages
 from tools.usage import Meter, read_calls, totals
 from tools.workspace import sweep
@@ -302,7 +304,8 @@ class Runner:
                 saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db, timeout=BUSY_TIMEOUT)),
                                          serde=serializer())
                 store = RetryingSqliteStore(await opened.enter_async_context(
-                    aiosqlite.connect(db, timeout=BUSY_TIMEOUT, isolation_level=None)))
+                    aiosqlite.connect(db, timeout=BUSY_TIMEOUT, isolation_level=None)),
+                    index=semantic_index(["text"], store="sqlite"))  # None: the context store searches by words
                 async with _setup_lock(db):
                     if tables := await asyncio.to_thread(foreign_tables, db):
                         raise TroupeError(f"{db} is another application's database (tables: {_listed(tables)}): "

@@ -66,11 +66,13 @@ async def copy_thread(saver: BaseCheckpointSaver[Any], source: str, target: str,
 
 
 async def copy_records(store: BaseStore, source: str, target: str, until: float) -> None:
-    """Copy the run's journal and model calls made until `until` (a timestamp) to the new thread's records."""
-    for kind, stamp in (("messages", "timestamp"), ("calls", "ended")):
+    """Copy the run's journal, model calls and shared context recorded until `until` (a timestamp) to the new
+    thread's records."""
+    for kind, stamp in (("messages", "timestamp"), ("calls", "ended"), ("context", "updated")):
         for item in await read_items(store, namespace(source, kind)):
             if item.value.get(stamp, 0) <= until:
-                await store.aput(namespace(target, kind), item.key, item.value, index=False)
+                where = (*namespace(target, kind), *item.namespace[3:])  # context records: one namespace per team
+                await store.aput(where, item.key, item.value, index=["text"] if kind == "context" else False)
 
 
 async def copy_workspace(source: Path, target: Path) -> None:

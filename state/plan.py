@@ -65,6 +65,25 @@ class FindingDecision(BaseModel):
     subtask: Subtask | None = Field(default=None, description="With fix_now: the subtask that fixes it.")
 
 
+class ConflictDecision(BaseModel):
+    """The supervisor's decision about two workers' overlapping edits of one file."""
+
+    action: Literal["mine", "theirs", "adapt"] = Field(description="mine: the reporting worker's version replaces "
+                                                       "the file; theirs: the file keeps the other's version; adapt: "
+                                                       "the reporting worker redoes its edit on top of the file.")
+    reason: str = Field(description="Why, in one sentence.")
+
+
+class ContractDecision(BaseModel):
+    """The supervisor's decision when work disagrees with an interface contract."""
+
+    action: Literal["keep", "update"] = Field(description="keep: the contract stands and the work is redone to match "
+                                              "it; update: the contract changes to `fields`, and all work that does "
+                                              "not match the new contract is redone.")
+    fields: list[str] = Field(default_factory=list, description="With update: every field of the new contract.")
+    reason: str = Field(description="Why, in one sentence.")
+
+
 class PlannedTask(Subtask):
     """A subtask with the specialist the supervisor assigned it to."""
 

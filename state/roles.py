@@ -7,7 +7,8 @@ pattern's `build()` and matched to these records by name.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -15,6 +16,7 @@ from pydantic_core import PydanticCustomError
 from state.budget import Budget
 from state.context import MODEL_ROLES as MODEL_ROLES  # re-exported: a role names its model role
 from state.context import ModelRole, ToolCalling
+from state.records import AnyRecord
 from state.urls import refuse_credential
 
 WORKSPACE_TOOL_NAMES: tuple[str, ...] = ("write_file", "read_file")
@@ -24,6 +26,8 @@ MCP_PREFIX = "mcp:"
 """A role's tool named 'mcp:SERVER' takes every tool of that server; 'mcp:SERVER/TOOL' one of them."""
 
 NAME = r"^[a-z][a-z0-9_]*$"
+_NON_WORD = re.compile(r"\W+")
+_RESOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,99}")
 
 
 class TeamError(ValueError):
@@ -69,6 +73,25 @@ class Role(BaseModel):
     model_settings: ModelSettings = Field(default_factory=ModelSettings)
     tools: list[str] = Field(default_factory=lambda: list(WORKSPACE_TOOL_NAMES), description="Names of its tools.")
     artifact_suffix: str = Field(default=".md", pattern=r"^\.[A-Za-z0-9]+$", description="File type it writes.")
+    memory: Literal["ephemeral", "persistent"] = Field(
+        default="ephemeral", description="persistent: it keeps what it learns across runs (`troupe memory ROLE`).")
+    resources: list[str] = Field(default_factory=list, description="Exclusive resources it holds while it works "
+                                 "(e.g. 'test-suite'): one holder at a time, queued in order.")
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _RESOURCE.fullmatch(name):
+                raise ValueError(f"resource name {name[:40]!r}: use 1-100 letters, digits, spaces or ._:/- "
+                                 "(e.g. 'test-suite')")
+        return names
+
+    def artifact_path(self, task_id: str, capability: str) -> str:
+        """Where its deliverable for a subtask goes; Python files get names they can be imported by."""
+        if self.artifact_suffix == ".py":
+            return f"{task_id.lower()}_{_NON_WORD.sub('_', capability.lower()).strip('_')}.py"
+        return f"{task_id}-{capability}{self.artifact_suffix}"
 
 
 class McpServer(BaseModel):
@@ -104,6 +127,8 @@ class Team(BaseModel):
         default_factory=dict, description="Settings per pattern name, read by that pattern (open schema)."
     )
     budget: Budget | None = Field(default=None, description="What its runs may spend (`state.budget.Budget`).")
+    context: list[AnyRecord] = Field(default_factory=list, description="Records every run starts with in its shared "
+                                     "context store: decisions, interface contracts, constraints (`state.records`).")
 
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

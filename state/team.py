@@ -39,18 +39,22 @@ class Decision(BaseModel):
                                         "fields (escalation).")
 
 
-RequestKind = Literal["complexity", "failed", "finding", "critical"]
+RequestKind = Literal["complexity", "failed", "finding", "critical", "conflict", "contract"]
 
 
 class Request(BaseModel):
     """Something a worker or reviewer reports that needs the supervisor's decision."""
 
     kind: RequestKind = Field(description="complexity: the subtask is bigger than planned; failed: it failed and "
-                              "is to be split; finding: a side finding; critical: a problem that must be fixed first.")
+                              "is to be split; finding: a side finding; critical: a problem that must be fixed first; "
+                              "conflict: its edit of a file overlapped another worker's; contract: its artifact "
+                              "disagrees with an interface contract.")
     task_id: str
     sender: str
     text: str
     parts: list[str] = Field(default_factory=list, description="With complexity: the smaller pieces the worker sees.")
+    detail: dict[str, Any] = Field(default_factory=dict, description="With conflict: the overlapping edit (the "
+                                   "workspace tool's report); with contract: the contract's key and what differs.")
 
 
 def merge_requests(left: list[Request] | None, right: list[Request]) -> list[Request]:
@@ -77,6 +81,7 @@ class Ledger(BaseModel):
     orders: dict[str, str] = Field(default_factory=dict, description="Each subtask's last work order signature.")
     replans: int = Field(default=0, description="Replans for failures, stalls and loops (bounded).")
     next: list[str] = Field(default_factory=list, description="Who works next: the subtasks dispatched last.")
+    checks: int = Field(default=0, description="Rounds of fix-up work the checks after the work sent back.")
 
 
 class TeamInput(TypedDict):

@@ -163,6 +163,35 @@ BAD = {
         """,
         "team.yaml:7: roles[0].prompt: given twice (also line 6)",
     ),
+    "contract without fields": (
+        """\
+        name: demo
+        description: d
+        roles:
+          - name: a
+            capabilities: [x]
+            prompt: p
+        context:
+          - kind: contract
+            title: auth API
+            text: the session
+            touches: [x]
+        """,
+        "team.yaml:8: context[0].contract.fields: field required",
+    ),
+    "bad resource name": (
+        """\
+        name: demo
+        description: d
+        roles:
+          - name: a
+            capabilities: [x]
+            prompt: p
+            resources: ["-rm -rf"]
+        """,
+        "team.yaml:7: roles[0].resources: resource name '-rm -rf': use 1-100 letters, digits, spaces or ._:/- "
+        "(e.g. 'test-suite')",
+    ),
     "not a mapping": (
         """\
         - name: demo
