@@ -189,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler="inspection:check_team")
     cache = _command(sub, "cache", "inspection:cache", "the model cache: `troupe cache clear` empties it")
     cache.add_argument("action", choices=["clear"], help="clear: delete every cached model answer")
+    memory = _command(sub, "memory", "inspection:memory", "what a persistent specialist (a role with `memory: "
+                      "persistent`) keeps across runs; --clear forgets it")
+    memory.add_argument("role", help="the role's name")
+    where = memory.add_mutually_exclusive_group()
+    where.add_argument("--team", default="software", metavar="NAME", help="its team, by name (default: software)")
+    where.add_argument("--team-file", type=Path, metavar="PATH", help="its team, from a team file")
+    memory.add_argument("--clear", action="store_true", help="forget everything it keeps")
     for command in sub.choices.values():  # `troupe runs --db X` as well as `troupe --db X runs`
         command.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=DB_HELP)
     return p

@@ -5,14 +5,17 @@ and the supervisor adapts the plan when reality changes.
                              ^      -> review (Send, one per artifact)                      ├-> dispatch ...
                              |      -> authorize / escalate (interrupts: one at a time)      ┘
                              └── replan <- dispatch (reports, failures to split, scope changes) -> [plan_gate]
-            dispatch -> approve (interrupt) -> synthesize -> END   (rejected: END; a scope change: replan)
+            dispatch -> check -> approve (interrupt) -> synthesize -> END  (rejected: END; scope change: replan)
+                          └-> dispatch (fix-up rounds: naming drift, ruff, the team's failing tests)
 
 Dispatch runs after every super-step (`nodes.dispatcher`): it recovers failed subtasks (another role,
 the fallback model, a split, a person), catches loops and stalls, preempts for critical findings and
 starts what is ready. `replan` (`nodes.replanner`) changes the plan: scope changes (`troupe amend`),
-splits, side findings. The supervisor's ledgers are in the checkpoint; the growing record of a run is
-in the journal. Settings: the team file's `patterns.hierarchical` section or `build()` keywords
-(`nodes.supervisor.HierarchicalSettings`).
+splits, side findings, and settles conflicts (`nodes.conflicts`: overlapping file edits, work off a contract).
+Workers see the shared context that touches their subtask (`nodes.shared_context`); `check` (`nodes.checks`)
+verifies the assembled result before a person approves it. The supervisor's ledgers are in the checkpoint;
+the growing record of a run is in the journal. Settings: the team file's `patterns.hierarchical` section or
+`build()` keywords (`nodes.supervisor.HierarchicalSettings`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from langgraph.graph import END, START, StateGraph
 
-from nodes import approval, dispatcher, replanner, reviewer, supervisor, synthesizer, worker
+from nodes import approval, checks, dispatcher, replanner, reviewer, supervisor, synthesizer, worker
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from state.budget import Budget
@@ -60,17 +63,18 @@ def build(
                destinations=("plan_gate", "dispatch"))
     g.add_node("plan_gate", supervisor.plan_gate(kit, overrides), destinations=("dispatch", "replan", END))
     g.add_node("dispatch", dispatcher.dispatcher(kit, overrides),
-               destinations=("work", "review", "authorize", "escalate", "replan", "approve"))
+               destinations=("work", "review", "authorize", "escalate", "replan", "check"))
     g.add_node("replan", replanner.replanner(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,
                destinations=("plan_gate", "dispatch"))
     g.add_node("authorize", supervisor.authorizer(work="work", back="dispatch"), input_schema=WorkOrder,
                destinations=("work", "dispatch"))
     g.add_node("escalate", supervisor.escalator(kit), input_schema=Escalation, destinations=("dispatch",))
     g.add_node("work", worker.worker(kit, reviewer=found.reviewer if found and found.reviewer else reviewer.NAME,
-                                     reports=True),
+                                     reports=True, shared=True),
                input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("review", reviewer.reviewer(kit, by=supervisor.review_role(kit), flags=True), input_schema=ReviewOrder,
                retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("check", checks.checker(kit, overrides), destinations=("dispatch", "approve"))
     g.add_node("approve", approval.approval_gate(approved="synthesize", reopen=supervisor.reopener),
                destinations=("synthesize", "replan", END))
     g.add_node("synthesize", synthesizer.synthesizer(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)

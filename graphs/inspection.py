@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -19,9 +20,10 @@ from graphs.registry import PATTERNS, builder
 from graphs.runtime import Outcome, Runner, default_db, recipes
 from graphs.timetravel import created
 from graphs.views import JsonLines, View, choose_view, usage_text
-from nodes.teams import available
+from nodes.teams import available, load_team
 from state.roles import TeamError
 from state.team_file import read_team
+from tools.context_store import forget, memories
 from tools.journal import namespace, read_all
 from tools.model_cache import clear_cache
 from tools.usage import totals
@@ -190,6 +192,26 @@ async def cache(args: argparse.Namespace) -> int:
     return 0
 
 
+async def memory(args: argparse.Namespace) -> int:
+    try:
+        team = load_team(args.team_file or args.team)
+        role = team.role(args.role)
+    except (TeamError, LookupError) as exc:
+        raise TroupeError(str(exc.args[0] if exc.args else exc)) from None
+    if role.memory != "persistent":
+        print(f"note: {role.name} is ephemeral in team {team.name!r} (set `memory: persistent` to keep what it learns)")
+    async with Runner.open(args.db or default_db()) as runner:
+        if args.clear:
+            print(f"{team.name}/{role.name}: forgot {await forget(runner.store, team.name, role.name)} note(s)")
+            return 0
+        notes = await memories(runner.store, team.name, role.name)
+    print(f"{team.name}/{role.name}: {len(notes)} note(s)")
+    for n in notes:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(n.updated))
+        print(f"- {printable(n.note)}  (learned in run {n.learned_in}, {when})")
+    return 0
+
+
 async def teams(args: argparse.Namespace) -> int:
     winners: set[str] = set()
     for entry in available():
@@ -233,7 +255,7 @@ async def graph(args: argparse.Namespace) -> int:
     try:
         drawable = builder(args.pattern)().compile(name=args.pattern).get_graph()
     except LookupError as exc:
-        raise TroupeError(str(exc).strip("'\"")) from None
+        raise TroupeError(str(exc.args[0] if exc.args else exc)) from None
     if args.png is None:
         print(drawable.draw_mermaid())
         return 0

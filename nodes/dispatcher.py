@@ -32,7 +32,7 @@ GIVEN_UP = (TaskStatus.FAILED, TaskStatus.BLOCKED)
 
 
 def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..., Awaitable[Command]]:
-    """The dispatch node of the hierarchical graph (nodes work, review, authorize, escalate, replan, approve)."""
+    """The dispatch node of the hierarchical graph (nodes work, review, authorize, escalate, replan, check)."""
 
     async def dispatch(state: TeamState, runtime: Runtime[RunContext]) -> Command:
         plan = state["plan"]
@@ -68,12 +68,9 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable
 
 
 async def _to_approval(runtime: Runtime[RunContext], s: _Step) -> Command:
-    """Nothing left to start: on to the approval gate, with the count of what is done."""
-    done = sum(r.status == TaskStatus.DONE for r in s.board.values())
-    s.messages.append(CheckpointMsg(sender=NAME, recipient="approver", correlation_id="approval",
-                                    label="approval requested", note=f"{done}/{len(s.board)} subtasks done"))
+    """Nothing left to start: on to the checks of the assembled result (`nodes.checks`), then the approval gate."""
     await scope.journal(runtime).post(*s.messages)
-    return Command(goto="approve", update=s.update() | {"status": "awaiting_approval"})
+    return Command(goto="check", update=s.update())
 
 
 class _Step:

@@ -27,6 +27,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from nodes import (
     offline_consensus,
+    offline_context,
     offline_debate,
     offline_event_driven,
     offline_hierarchical,
@@ -41,6 +42,7 @@ from nodes.json_tools import CATALOGUE, RESULTS
 from nodes.offline_roles import Answer, Play
 from state.context import MODES
 from state.untrusted import unfence
+from tools.context_tools import CONTEXT_TOOL_NAMES
 from tools.reports import REPORT_TOOL_NAMES
 
 OFFLINE_LABEL = "offline model (deterministic stand-in, no LLM)"
@@ -56,6 +58,7 @@ STRUCTURED: dict[str, Answer] = {
     **offline_event_driven.ANSWERS,
     **offline_teams.ANSWERS,
     **offline_hierarchical.ANSWERS,
+    **offline_context.ANSWERS,
 }
 """Structured-output schema name -> how the offline model answers it."""
 _BRIEF = re.compile(r"```json\s*(\{.*\})\s*```", re.S)
@@ -231,15 +234,18 @@ def _work(brief: dict[str, Any], tools: list[dict[str, Any]], answered: dict[str
         finding = (offline_hierarchical.finding_for(brief) if mode == "finding"
                    else offline_hierarchical.injected_finding())
         reports = [{"name": "report_finding", "args": {"finding": finding}}]
-    own = [t["function"] for t in tools if t["function"]["name"] not in (*WORKSPACE, *REPORT_TOOL_NAMES) and
-           t["function"]["name"] not in answered]
+    reports += offline_context.calls(brief, names, answered, mode)
+    own = [t["function"] for t in tools if t["function"]["name"] not in (*WORKSPACE, *REPORT_TOOL_NAMES,
+                                                                          *CONTEXT_TOOL_NAMES)
+           and t["function"]["name"] not in answered]
     if own and "write_file" not in answered:
         calls = [{"name": f["name"], "args": offline_roles.tool_args(f.get("parameters", {}), brief)} for f in own]
         return reports + calls, ""
     if "write_file" in names and "write_file" not in answered:
         results = {name: text for name, text in answered.items()
-                   if name and name not in WORKSPACE and name not in REPORT_TOOL_NAMES}
-        body, _ = offline_roles.draft(brief, seed=seed, flaw_rate=flaw_rate, tool_results=results)
+                   if name and name not in (*WORKSPACE, *REPORT_TOOL_NAMES, *CONTEXT_TOOL_NAMES)}
+        body, _ = offline_roles.draft(brief, seed=seed, flaw_rate=flaw_rate, tool_results=results, mode=mode,
+                                      shared=offline_context.echo(brief, mode))
         body += offline_hierarchical.INJECTED_TAIL if mode == "inject" else ""
         return [*reports, {"name": "write_file", "args": {"path": brief["path"], "content": body}}], ""
     if reports:

@@ -231,11 +231,13 @@ def tool_args(parameters: dict[str, Any], brief: dict[str, Any]) -> dict[str, An
 
 
 def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float,
-          tool_results: dict[str, str] | None = None) -> tuple[str, list[str]]:
+          tool_results: dict[str, str] | None = None, mode: str | None = None,
+          shared: list[str] | None = None) -> tuple[str, list[str]]:
     """The artifact a worker writes: its content and the criteria it really addresses.
 
     A seeded share of first drafts leaves one criterion out, so the review loop has work. What the
-    worker's own tools answered goes into the artifact under "Tool results".
+    worker's own tools answered goes into the artifact under "Tool results"; `shared` lines (the shared context it
+    was given) after the substance. 'bug': a first storage layer with an off-by-one bug.
     """
     sub = brief["subtask"]
     criteria: list[str] = list(sub["acceptance_criteria"])
@@ -246,19 +248,22 @@ def draft(brief: dict[str, Any], *, seed: int, flaw_rate: float,
     if brief.get("inputs"):
         lines += ["Builds on: " + ", ".join(f"{i['task_id']} ({i['path']})" for i in brief["inputs"]), ""]
     if brief.get("feedback"):
-        lines += ["Addressed review points: " + "; ".join(brief["feedback"]), ""]
+        lines += ["Addressed review points: " + "; ".join(f.splitlines()[0] for f in brief["feedback"]), ""]
     resource = re.sub(r"\W+", "_", subject_of(sub["title"]).split()[0].lower()) or "item"
     text = " ".join([sub["title"], sub["description"], *sub["acceptance_criteria"]]).lower()
     api = "endpoint" in text or "contract" in text  # an API-shaped subtask gets API-shaped content
     code = brief.get("path", "").endswith(".py")
     if api and not code:
         lines += _sections(sub["capability"], resource)
+    lines += shared or []
     if tool_results:
         lines += ["## Tool results", "", *(f"- {name}: {text}" for name, text in tool_results.items()), ""]
     lines += ["## Acceptance criteria", "", *(f"- [x] {c}: {_how(c, sub)}" for c in criteria)]
     body = "\n".join(lines) + "\n"
     if code:
-        body = '"""' + body + '"""\n' + ("\n" + _code(sub["capability"], resource) if api else "")
+        buggy = mode == "bug" and brief.get("round", 1) == 1
+        body = '"""' + body + '"""\n' + ("\n" + _code(sub["capability"], resource, brief.get("inputs", []), buggy)
+                                          if api else "")
     return body, criteria
 
 
@@ -327,16 +332,22 @@ def _sections(capability: str, resource: str) -> list[str]:
     return []
 
 
-def _code(capability: str, resource: str) -> str:
+def _code(capability: str, resource: str, inputs: list[dict[str, Any]], buggy: bool) -> str:
+    """Python that does what the subtask says; the tests import the storage layer they build on, when it is
+    Python ('bug': the storage layer's `get` is off by one)."""
     cls = resource.title().replace("_", "")
     if capability == "testing":
-        return (f"from store import {cls}Store\n\n\ndef test_create_and_get():\n    store = {cls}Store()\n"
+        module = next((i["path"].removesuffix(".py") for i in inputs if i["path"].endswith("_persistence.py")), None)
+        if module is None:
+            return "def test_contract_is_documented():\n    assert __doc__\n"
+        return (f"from {module} import {cls}Store\n\n\ndef test_create_and_get():\n    store = {cls}Store()\n"
                 f"    item = store.create({{'title': 'x'}})\n    assert store.get(item['id'])['title'] == 'x'\n")
     if capability == "persistence":
+        key = "id - 1" if buggy else "id"
         return (f"class {cls}Store:\n    def __init__(self):\n        self._rows, self._next = {{}}, 1\n\n"
                 f"    def create(self, data):\n        row = {{'id': self._next, **data}}\n"
                 f"        self._rows[self._next], self._next = row, self._next + 1\n        return row\n\n"
-                f"    def get(self, id):\n        if id not in self._rows:\n"
-                f"            raise KeyError(f'{resource} {{id}} not found')\n        return self._rows[id]\n")
+                f"    def get(self, id):\n        if {key} not in self._rows:\n"
+                f"            raise KeyError(f'{resource} {{id}} not found')\n        return self._rows[{key}]\n")
     routes = "".join(f"    ({m!r}, {p!r}): {h!r},\n" for m, p, h, _, _ in _endpoints(resource))
     return f"ROUTES = {{\n{routes}}}\n"

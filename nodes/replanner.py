@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite
 
-from nodes import scope
+from nodes import conflicts, scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
@@ -150,8 +150,55 @@ class _Replan:
             await self.preempt(t, request)
         elif request.kind == "finding":
             await self.finding(t, request)
+        elif request.kind == "conflict":
+            await self.file_conflict(t, request)
+        elif request.kind == "contract":
+            await self.contract_conflict(t, request)
         else:
             await self.split(t, rec, request)
+
+    async def file_conflict(self, t: PlannedTask, request: Request) -> None:
+        """Overlapping edits of a file: the supervisor sees both versions and picks one, or has the worker adapt."""
+        decision = await conflicts.decide_file(self.kit, self.runtime, request, self.attempts)
+        path, others = request.detail.get("path"), ", ".join(request.detail.get("with", []))
+        if decision.action == "adapt":
+            self.set(t.id, status=TaskStatus.ASSIGNED, reason=None, feedback=[
+                f"Your edit of {path} overlapped the concurrent edit by {others}, and the file keeps their version: "
+                f"read {path} as it is now and make your change on top of it."])
+        else:
+            if decision.action == "mine":
+                await conflicts.take_mine(self.runtime, request)
+            self.set(t.id, status=TaskStatus.IN_REVIEW, reason=None)
+        said = {"mine": f"{t.id}'s version of {path} replaces {others}'s", "theirs": f"{path} keeps {others}'s version",
+                "adapt": f"{t.id} redoes its edit of {path} on top of {others}'s"}[decision.action]
+        await conflicts.resolved(self.runtime, self.team.name, request, f"file {path}", f"{said}: {decision.reason}")
+        self.say(t.id, "conflict", f"{request.text}; decided: {said} ({decision.reason})", [t.id], to=t.assignee)
+
+    async def contract_conflict(self, t: PlannedTask, request: Request) -> None:
+        """Work that disagrees with a contract: the contract stands, or it changes; whatever is off it is redone."""
+        contract = await conflicts.contract_of(self.runtime, self.team.name, request)
+        if contract is None:  # gone meanwhile: nothing to disagree with
+            self.set(t.id, status=TaskStatus.IN_REVIEW, reason=None)
+            return
+        decision = await conflicts.decide_contract(self.kit, self.runtime, request, contract, self.attempts)
+        if decision.action == "update" and decision.fields != contract.fields:
+            contract = await conflicts.update_contract(self.runtime, self.team.name, contract, decision.fields,
+                                                       f"{request.text} ({decision.reason})")
+        artifacts = {x.id: self.board[x.id].artifact or "" for x in self.tasks
+                     if self.board[x.id].status in (TaskStatus.DONE, TaskStatus.IN_REVIEW) or x.id == t.id}
+        redo = await conflicts.off_contract(self.runtime, contract, self.tasks, artifacts)
+        shape = f"{contract.title!r} v{contract.version} {{{', '.join(contract.fields)}}}"
+        for task_id, why in redo.items():
+            self.set(task_id, status=TaskStatus.ASSIGNED, reason=None, feedback=[
+                f"Match the interface contract {shape} exactly: {why}."])
+        if t.id not in redo:
+            self.set(t.id, status=TaskStatus.IN_REVIEW, reason=None)
+        verb = "updated to" if decision.action == "update" else "kept as"
+        said = f"contract {verb} {shape}; redone: {', '.join(redo) or 'nothing'}"
+        await conflicts.resolved(self.runtime, self.team.name, request, f"contract {contract.title}",
+                                 f"{said}: {decision.reason}")
+        self.say(t.id, "contract", f"{request.text}; the supervisor met {request.sender} and the contract "
+                 f"({contract.author}): {said} ({decision.reason})", sorted({t.id, *redo}), to=t.assignee)
 
     async def preempt(self, t: PlannedTask, request: Request) -> None:
         """A critical review finding: the subtask goes before any work that has not started."""

@@ -7,14 +7,19 @@ so the event loop never blocks (LangGraph's dev server refuses nodes that do).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from state.context import RunContext
-from tools.context_store import ProgressRecord, record_progress
+from state.protocol import CheckpointMsg
+from state.records import ProgressRecord
+from tools.context_store import record_progress
 from tools.journal import Journal
+from tools.resources import hold
 
 UNSAVED = "unsaved"
 """Thread name used when a graph runs without a checkpointer (no thread id)."""
@@ -53,3 +58,22 @@ async def progress(runtime: Runtime[RunContext], task_id: str, status: str, assi
     """Record a subtask's progress in the shared context store."""
     record = ProgressRecord(task_id=task_id, status=status, assignee=assignee, round=round)
     await record_progress(runtime.store, thread_of(runtime), record)
+
+
+@asynccontextmanager
+async def holding(runtime: Runtime[RunContext], names: list[str], *, task_id: str, agent: str, lead: str
+                  ) -> AsyncIterator[None]:
+    """Hold exclusive resources (`tools.resources`) for the block; a wait is journaled, saying who holds it."""
+    if not names:
+        yield
+        return
+    holder = f"{task_id} ({agent})"
+
+    async def waiting(resource: str, held_by: str | None) -> None:
+        note = f"{holder} waits for {resource!r}" + (f", held by {held_by}" if held_by else "")
+        await journal(runtime).post(CheckpointMsg(sender=agent, recipient=lead, correlation_id=task_id,
+                                                  label="resource: waiting", note=note))
+
+    folder = Path(runtime.context.workspace_root) / ".locks"
+    async with hold(names, holder=holder, folder=folder, timeout=runtime.context.resource_timeout, on_wait=waiting):
+        yield

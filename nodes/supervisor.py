@@ -24,7 +24,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Overwrite, Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nodes import scope
+from nodes import scope, shared_context
 from nodes.approval import ask_person
 from nodes.briefs import prompt
 from nodes.kit import Kit
@@ -79,6 +79,10 @@ class HierarchicalSettings(BaseModel):
     max_subtasks: int = Field(default=40, ge=1, le=1000, description="Subtasks a plan may grow to through splits "
                               "and fixes of side findings (a model that keeps finding work cannot grow it forever).")
     max_escalations: int = Field(default=2, ge=0, le=10, description="Times one subtask is put to a person.")
+    fix_rounds: int = Field(default=2, ge=0, le=10, description="Times the checks after the work (coherence, the "
+                            "team's tests) may send fix-up work back before the run goes on to approval anyway.")
+    test_timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds the verifier gives the team's "
+                                "own tests.")
 
 
 def settings(kit: Kit, team: Team, overrides: Mapping[str, Any] | None = None) -> HierarchicalSettings:
@@ -134,6 +138,7 @@ def planner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..
             raise PlanningError("the task is empty: say what the team should do")
         team = await kit.team_for(runtime)
         found = settings(kit, team, overrides)
+        await shared_context.seed(runtime, team)
         brief = {"task": task, "roles": [{"name": r.name, "capabilities": r.capabilities} for r in team.roles]}
         draft, problems = await ask_for_draft(kit, runtime, PlanDraft, prompt(PLANNER_PROMPT, PLAN_INSTRUCTIONS, brief),
                                               "a valid plan", attempts=found.plan_attempts, check=_has_tasks(team))

@@ -106,7 +106,7 @@ async def play(kit: Kit, runtime: Runtime[RunContext], team: Team, role: Role, b
     """Run the agent's model with its tools until it hands off, gives back or answers (at most max_tool_turns)."""
     root = await scope.workspace(runtime)
     if role.name in kit.agents:  # an agent the caller brought does its part and answers; it cannot hand off
-        files, summary = await agent_turn(kit.agents[role.name], role, brief, root)
+        files, summary, _ = await agent_turn(kit.agents[role.name], role, brief, workspace_config(root, get_config()))
         return Move(files=files, answer=summary or (f"wrote {', '.join(files)}" if files else ""))
     config = workspace_config(root, get_config())
     by_name = {t.name: t for t in handoffs}
