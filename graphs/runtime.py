@@ -50,11 +50,11 @@ from state.budget import Budget, Call
 from state.context import MODES, RunContext
 from state.plan import TaskRecord, TaskStatus
 from state.protocol import AnyMessage
+from state.records import ProgressRecord
 from state.roles import Team, TeamError, mcp_server_of
 from state.team import CHECKPOINTED_TYPES, Decision
 from state.team_file import read_team
 from tools.amendments import post_amendment
-from state.records import ProgressRecord
 from tools.context_store import read_progress
 from tools.embeddings import semantic_index
 from tools.journal import read_all, read_messages

@@ -437,7 +437,7 @@ def test_a_run_with_objects_is_killed_and_resumed_in_a_new_process(db: Path, tmp
     proc = subprocess.Popen([sys.executable, str(script), str(db), str(workspaces), "start"], env=cli_env(db),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not any((workspaces / "objects" / name).exists() for name in ("T2-persistence.py", "T3-backend.py")):
+    while not any((workspaces / "objects" / name).exists() for name in ("t2_persistence.py", "t3_backend.py")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never reached its parallel wave"
         time.sleep(0.01)

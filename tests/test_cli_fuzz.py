@@ -38,7 +38,7 @@ BAD_YAML = HOME / "bad.yaml"
 BAD_YAML.write_text("roles: [\n")
 
 SUBCOMMANDS = ["run", "resume", "fork", "approve", "amend", "watch", "runs", "show", "history", "stats", "report",
-               "patterns", "graph", "recipes", "teams", "cache"]
+               "patterns", "graph", "recipes", "teams", "cache", "memory"]
 JUNK = ["", " ", "-", "--", "-x", "--nope", "nan", "inf", "-1", "0", "1e309", "9" * 30, "\x1b[31mred", "é",
         "a\nb", "../..", "/", "x" * 300, "T1", "hierarchical\n", "=", "worker=", "=raise"]
 THREADS = ["fuzz-run", "nope", "", "x" * 100, "fuzz-run\n", "../x", "UPPER", "a b"]
@@ -104,6 +104,8 @@ PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchS
     "report": ([flag("-o", junk_or([str(HOME / "r.html"), str(TEXT_FILE / "r.html")])),
                 flag("--output", junk_or([str(HOME / "r.html")]))], [junk_or(THREADS)]),
     "cache": ([], [junk_or(["clear"])]),
+    "memory": ([flag("--team", junk_or(["software", "nope"])), flag("--team-file", junk_or([str(BAD_YAML)])),
+                switch("--clear")], [junk_or(["backend", "nobody"])]),
     "patterns": ([switch("--json")], []),
     "graph": ([flag("--png", junk_or([str(HOME / "g.png")]))], [junk_or(list(PATTERNS))]),
     "recipes": ([], []),

@@ -23,7 +23,7 @@ def test_sigkilled_run_resumes_and_finishes_without_redoing_work(db: Path, tmp_p
     )
     # Kill inside the parallel wave: the second-wave workers have started writing, the first wave is done.
     deadline = time.monotonic() + 60
-    while not any((workspace / name).exists() for name in ("T2-persistence.py", "T3-backend.py")):
+    while not any((workspace / name).exists() for name in ("t2_persistence.py", "t3_backend.py")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never reached its parallel wave"
         time.sleep(0.01)

@@ -216,7 +216,7 @@ def test_a_sigkilled_run_resumes_without_redoing_finished_stages(db: Path, tmp_p
          "--workspace-root", str(tmp_path / "ws")],
         env=cli_env(db), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (workspace / "S3-backend.py").exists():  # the third stage is at work
+    while not (workspace / "s3_backend.py").exists():  # the third stage is at work
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run never reached its third stage"
         time.sleep(0.01)

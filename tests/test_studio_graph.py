@@ -28,8 +28,9 @@ def test_every_route_of_the_hierarchical_graph_is_drawn() -> None:
     from graphs.hierarchical import graph
 
     mermaid = graph.get_graph().draw_mermaid()
-    for edge in ("dispatch -.-> work", "dispatch -.-> review", "dispatch -.-> approve", "approve -.-> synthesize",
-                 "approve -.-> __end__", "work --> dispatch", "review --> dispatch"):
+    for edge in ("dispatch -.-> work", "dispatch -.-> review", "dispatch -.-> check", "check -.-> approve",
+                 "check -.-> dispatch", "approve -.-> synthesize", "approve -.-> __end__", "work --> dispatch",
+                 "review --> dispatch"):
         assert edge in mermaid
 
 

@@ -17,7 +17,7 @@ from nodes.worker import _ToolLoop
 from state.context import RunContext
 from state.protocol import Kind
 from state.roles import ModelSettings
-from tools.workspace import WORKSPACE_TOOLS
+from tools.workspace import WORKSPACE_TOOLS, workspace_config
 
 
 def _run(db: Path, ctx: RunContext, **kw):
@@ -112,12 +112,8 @@ class _Prose:
 def test_a_model_that_answers_in_prose_is_asked_again_as_json(tmp_path: Path) -> None:
     (tmp_path / "T0.md").write_text("the contract")
     chat = _Prose()
-    loop = _ToolLoop(chat, {t.name: t for t in WORKSPACE_TOOLS}, "auto", tmp_path, "T1.md")
-
-    async def run_loop(messages):  # type: ignore[no-untyped-def]
-        return await loop.run(messages, 4)  # inside a runnable: the loop reads its config
-
-    written, summary, _ = asyncio.run(RunnableLambda(run_loop).ainvoke([HumanMessage("Write T1.md")]))
+    loop = _ToolLoop(chat, {t.name: t for t in WORKSPACE_TOOLS}, "auto", workspace_config(tmp_path), "T1.md")
+    written, summary, _ = asyncio.run(loop.run([HumanMessage("Write T1.md")], 4))
     assert list(written) == ["T1.md"] and (tmp_path / "T1.md").read_text() == "# Design\nper the contract\n"
     assert summary == "Wrote the design." and chat.asked == ["native", "json", "json"]
     assert loop.fell_back == "answered without calling a tool or writing its artifact"
