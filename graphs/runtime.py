@@ -288,6 +288,8 @@ class Runner:
         self.models, self.tools, self.agents = models, tools, agents
         self.leases, self.wait = Leases(db), wait
         self._held: set[str] = set()
+        self._graphs: dict[tuple[str, str], CompiledStateGraph[Any, Any, Any, Any]] = {}
+        """Compiled graphs by (pattern, the team as JSON): compiling takes tens of milliseconds, a run reuses it."""
 
     @classmethod
     @asynccontextmanager
@@ -320,13 +322,16 @@ class Runner:
             yield cls(db, saver, store, models=models, tools=tools, agents=agents, wait=wait)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """The run's graph with this runner's objects, ready to drive."""
-        try:
-            graph = builder(info.pattern)(team=info.team_spec(), models=self.models, tools=self.tools,
-                                          agents=self.agents)
-        except (LookupError, TeamError, ModelSpecError) as exc:
-            raise TroupeError(str(exc).strip("'\"")) from None
-        return graph.compile(checkpointer=self.saver, store=self.store, name=info.pattern)
+        """The run's graph with this runner's objects, ready to drive (compiled once per pattern and team)."""
+        team = info.team_spec()
+        key = (info.pattern, team.model_dump_json())
+        if key not in self._graphs:
+            try:
+                graph = builder(info.pattern)(team=team, models=self.models, tools=self.tools, agents=self.agents)
+            except (LookupError, TeamError, ModelSpecError) as exc:
+                raise TroupeError(str(exc).strip("'\"")) from None
+            self._graphs[key] = graph.compile(checkpointer=self.saver, store=self.store, name=info.pattern)
+        return self._graphs[key]
 
     def _kit(self, team: Team | None) -> Kit:
         """This runner's objects with `team`, checked against it (None: no team to check against)."""
@@ -334,7 +339,11 @@ class Runner:
 
     def reader(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The run's graph for reading its state: needs none of the objects, so any process can inspect any run."""
-        return builder(info.pattern)().compile(checkpointer=self.saver, store=self.store, name=info.pattern)
+        key = (info.pattern, "")
+        if key not in self._graphs:
+            self._graphs[key] = builder(info.pattern)().compile(checkpointer=self.saver, store=self.store,
+                                                                name=info.pattern)
+        return self._graphs[key]
 
     async def start(self, pattern: str, task: str, ctx: RunContext | None = None, *,
                     team: Team | str | Path | None = None, thread_id: str | None = None,

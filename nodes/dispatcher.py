@@ -56,10 +56,10 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable
             await scope.journal(runtime).post(*s.messages)
             return Command(goto="replan", update=s.update() | {"requests": s.requests})
         s.schedule()
-        for t in s.started:
-            await scope.progress(runtime, t.id, TaskStatus.IN_PROGRESS, t.assignee, s.board[t.id].round)
         if s.sends:
-            await scope.journal(runtime).post(*s.messages)
+            started = [scope.progress_write(runtime, t.id, TaskStatus.IN_PROGRESS, t.assignee, s.board[t.id].round)
+                       for t in s.started]
+            await scope.journal(runtime).post(*s.messages, also=started)
             return Command(goto=s.sends, update=s.update())
         s.give_up_stuck()
         return await _to_approval(runtime, s)

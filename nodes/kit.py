@@ -64,6 +64,8 @@ class Kit:
     """The `build(budget=...)` keyword: over the team file's `budget:` section, under the run's settings."""
     json_tools: set[str] = field(default_factory=set, compare=False)
     """Agents whose model wrote a tool call as text (in this process): their later turns ask for JSON at once."""
+    _settings: dict[str, tuple[Team, Any]] = field(default_factory=dict, compare=False, repr=False)
+    """Pattern settings validated once per team (every review and dispatch of a big fan-out reads them)."""
 
     @classmethod
     def create(cls, *, team: Team | str | Path | None = None, models: Models = None, tools: Tools = None,
@@ -171,8 +173,15 @@ class Kit:
     def settings(self, team: Team, pattern: str, schema: type[S], overrides: Mapping[str, Any]) -> S:
         """A pattern's settings: the team's `patterns.<pattern>` section, then `build()` keywords (None: unset)."""
         given = {k: v for k, v in overrides.items() if v is not None}
+        key = f"{pattern}:{schema.__qualname__}:{sorted(given.items())!r}:{id(team)}"
+        if (found := self._settings.get(key)) is not None and found[0] is team:
+            return found[1]
         try:
-            return schema.model_validate({**team.patterns.get(pattern, {}), **given})
+            settled = schema.model_validate({**team.patterns.get(pattern, {}), **given})
+            if len(self._settings) >= 256:  # teams named by the run's context are read anew by every node
+                self._settings.clear()
+            self._settings[key] = (team, settled)
+            return settled
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = first["loc"]

@@ -23,7 +23,6 @@ from langchain_core.messages.tool import tool_call as create_tool_call
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from nodes import (
     offline_consensus,
@@ -40,6 +39,7 @@ from nodes import (
 )
 from nodes.json_tools import CATALOGUE, RESULTS
 from nodes.offline_roles import Answer, Play
+from nodes.schemas import openai_schemas
 from state.context import MODES
 from state.untrusted import unfence
 from tools.context_tools import CONTEXT_TOOL_NAMES
@@ -101,7 +101,7 @@ class OfflineChatModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+        return self.bind(tools=openai_schemas(tools), tool_choice=tool_choice, **kwargs)
 
     def _generate(
         self,

@@ -67,26 +67,25 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
         except (ValidationError, OutputParserException) as exc:
             return await _fail(runtime, state, f"the {name}'s answer was malformed: {str(exc).splitlines()[0]}", name)
         critical = verdict.critical.strip() if flags else ""
-        await scope.journal(runtime).post(
-            ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id,
-                         approved=verdict.approved and not critical, round=state.round,
-                         unmet_criteria=verdict.unmet_criteria,
-                         feedback=f"CRITICAL: {critical}. {verdict.feedback}" if critical else verdict.feedback)
-        )
+        result = ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id,
+                              approved=verdict.approved and not critical, round=state.round,
+                              unmet_criteria=verdict.unmet_criteria,
+                              feedback=f"CRITICAL: {critical}. {verdict.feedback}" if critical else verdict.feedback)
         patch: dict[str, object]
         if critical:
             patch = {"status": TaskStatus.ASSIGNED, "feedback": [f"CRITICAL: {critical}", *verdict.unmet_criteria]}
-            await scope.progress(runtime, task.id, TaskStatus.ASSIGNED, task.assignee, state.round)
-            return {"board": {task.id: patch},
-                    "requests": [Request(kind="critical", task_id=task.id, sender=name, text=critical)]}
-        if verdict.approved:
+        elif verdict.approved:
             patch = {"status": TaskStatus.DONE}
         elif state.round < ctx.max_review_rounds:
             patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
         else:
             reason = f"still unresolved after {state.round} rounds: {verdict.feedback}"
             patch = {"status": TaskStatus.FAILED, "reason": reason}
-        await scope.progress(runtime, task.id, str(patch["status"]), task.assignee, state.round)
+        progress = scope.progress_write(runtime, task.id, str(patch["status"]), task.assignee, state.round)
+        await scope.journal(runtime).post(result, also=[progress])
+        if critical:
+            return {"board": {task.id: patch},
+                    "requests": [Request(kind="critical", task_id=task.id, sender=name, text=critical)]}
         return {"board": {task.id: patch}}
 
     return review

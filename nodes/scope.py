@@ -17,8 +17,9 @@ from langgraph.runtime import Runtime
 from state.context import RunContext
 from state.protocol import CheckpointMsg
 from state.records import ProgressRecord
+from tools import context_store
 from tools.context_store import record_progress
-from tools.journal import Journal
+from tools.journal import Journal, Write
 from tools.resources import hold
 
 UNSAVED = "unsaved"
@@ -35,10 +36,16 @@ def journal(runtime: Runtime[RunContext]) -> Journal:
 
 
 async def workspace(runtime: Runtime[RunContext]) -> Path:
-    """The run's workspace folder, created off the event loop (async nodes must not block)."""
+    """The run's workspace folder, created off the event loop (async nodes must not block); once per process."""
     root = Path(runtime.context.workspace_root) / thread_of(runtime)
-    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+    if root not in _made:
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+        _made.add(root)
     return root
+
+
+_made: set[Path] = set()
+"""Workspace folders this process has made (a worker of a thousand-way fan-out need not ask again)."""
 
 
 def node_of() -> str | None:
@@ -56,8 +63,16 @@ def attempt(runtime: Runtime[RunContext]) -> int:
 
 async def progress(runtime: Runtime[RunContext], task_id: str, status: str, assignee: str, round: int) -> None:
     """Record a subtask's progress in the shared context store."""
-    record = ProgressRecord(task_id=task_id, status=status, assignee=assignee, round=round)
-    await record_progress(runtime.store, thread_of(runtime), record)
+    await record_progress(runtime.store, thread_of(runtime), _progress(task_id, status, assignee, round))
+
+
+def progress_write(runtime: Runtime[RunContext], task_id: str, status: str, assignee: str, round: int) -> Write:
+    """The same record as a store write, to make with a journal post (`Journal.post(..., also=[...])`)."""
+    return context_store.progress_write(thread_of(runtime), _progress(task_id, status, assignee, round))
+
+
+def _progress(task_id: str, status: str, assignee: str, round: int) -> ProgressRecord:
+    return ProgressRecord(task_id=task_id, status=status, assignee=assignee, round=round)
 
 
 @asynccontextmanager

@@ -27,6 +27,7 @@ from nodes.guard import flag, screen_file
 from nodes.json_tools import JsonTools, text_tool_calls
 from nodes.kit import Kit
 from nodes.models import MODEL_RETRY, is_transient, model_label
+from nodes.schemas import openai_schemas
 from nodes.spending import BudgetSpent
 from state.context import RunContext
 from state.plan import PlannedTask, TaskRecord, TaskStatus
@@ -175,9 +176,9 @@ async def _delivered(runtime: Runtime[RunContext], role: Role, state: WorkOrder,
     if reviewer and not conflicted:
         messages.append(ReviewRequest(sender=role.name, recipient=reviewer, correlation_id=task.id, path=artifact,
                                       round=state.round))
-    await scope.journal(runtime).post(*messages)
     status = TaskStatus.IN_PROGRESS if conflicted else TaskStatus.IN_REVIEW
-    await scope.progress(runtime, task.id, status, role.name, state.round)
+    await scope.journal(runtime).post(*messages, also=[scope.progress_write(runtime, task.id, status, role.name,
+                                                                          state.round)])
     record = TaskRecord(status=status, round=state.round, artifact=artifact, summary=summary,
                         reason="a conflict waits for the supervisor" if conflicted else None)
     return {"board": {task.id: record}} | ({"requests": requests} if requests else {})
@@ -202,7 +203,7 @@ class _ToolLoop:
             return self.chat
         if self.calling == "json":
             return self._json()
-        bound: Runnable[Any, AIMessage] = self.chat.bind_tools(list(self.tools.values()))
+        bound: Runnable[Any, AIMessage] = self.chat.bind_tools(openai_schemas(self.tools.values()))
         return bound
 
     def _json(self) -> JsonTools:

@@ -7,8 +7,8 @@ its own class with `parse_message`.
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -30,8 +30,9 @@ class Kind(StrEnum):
 
 
 def message_id() -> str:
-    # Time-ordered so that a store listing sorts into the order things happened.
-    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    # Time-ordered so that a store listing sorts into the order things happened; 32 random bits keep two ids of
+    # one nanosecond apart (not a secret: the fast generator, not the OS's, which costs a system call each).
+    return f"{time.time_ns():020d}-{random.getrandbits(32):08x}"
 
 
 class Message(BaseModel):

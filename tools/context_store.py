@@ -10,13 +10,14 @@ Search is semantic when the store was opened with an embedding index (`tools.emb
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 
 from langgraph.store.base import BaseStore
 
 from state.records import MAX_SCOPED, AnyRecord, MemoryNote, ProgressRecord, parse_record, slug
-from tools.journal import namespace, read_all, read_items
+from tools.journal import Write, namespace, read_all, read_items
 
 _WORDS = re.compile(r"[a-z0-9]+")
 _STOP = frozenset({"the", "and", "for", "with", "which", "what", "who", "how", "are", "was", "this", "that", "our",
@@ -96,9 +97,15 @@ async def forget(store: BaseStore, team: str, role: str) -> int:
     return len(items)
 
 
-async def record_progress(store: BaseStore | None, thread_id: str, record: ProgressRecord) -> None:
-    if store is not None:
-        await store.aput(namespace(thread_id, "progress"), record.task_id, record.model_dump(), index=False)
+def progress_write(thread_id: str, record: ProgressRecord) -> Write:
+    """The store write of a subtask's progress (to make beside a journal post)."""
+    return namespace(thread_id, "progress"), record.task_id, record.model_dump()
+
+
+async def record_progress(store: BaseStore | None, thread_id: str, *records: ProgressRecord) -> None:
+    if store is not None and records:
+        writes = [progress_write(thread_id, r) for r in records]
+        await asyncio.gather(*(store.aput(ns, key, value, index=False) for ns, key, value in writes))
 
 
 async def read_progress(store: BaseStore, thread_id: str) -> list[ProgressRecord]:

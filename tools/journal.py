@@ -7,6 +7,7 @@ time-ordered id, and streams it live on the graph's `custom` stream mode.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.store.base import BaseStore, Item
@@ -15,6 +16,9 @@ from langgraph.types import StreamWriter
 from state.protocol import AnyMessage, parse_message
 
 PAGE = 500
+
+Write = tuple[tuple[str, ...], str, dict[str, Any]]
+"""A store write to make beside a journal post: (namespace, key, value), not indexed."""
 
 
 def namespace(thread_id: str, kind: str) -> tuple[str, ...]:
@@ -30,12 +34,15 @@ class Journal:
         self._ns = namespace(thread_id, "messages")
         self._writer = writer
 
-    async def post(self, *messages: AnyMessage) -> None:
-        for m in messages:
-            data = m.model_dump(mode="json")
-            if self._store is not None:
-                await self._store.aput(self._ns, m.id, data, index=False)
-            if self._writer is not None:
+    async def post(self, *messages: AnyMessage, also: list[Write] | None = None) -> None:
+        """Store the messages (and the `also` writes, e.g. progress records), then stream them. The writes are
+        queued together, so the store makes them in one batch with whatever other nodes write meanwhile."""
+        dumped = [(m.id, m.model_dump(mode="json")) for m in messages]
+        writes = [(self._ns, key, data) for key, data in dumped] + (also or [])
+        if self._store is not None and writes:
+            await asyncio.gather(*(self._store.aput(ns, key, value, index=False) for ns, key, value in writes))
+        if self._writer is not None:
+            for _, data in dumped:
                 self._writer({"message": data})
 
 

@@ -1,0 +1,166 @@
+"""Fan-out: n independent subtasks, troupe's hierarchical team beside bare LangGraph doing the same shape of work.
+
+Both make the same model calls on the offline model at `--latency` seconds a call (0.1): a plan, then n workers
+of 2 calls each (in one `Send` fan-out), then n reviews of 1 call; the critical path is 4 calls. Both
+checkpoint to SQLite with `durability="sync"`, on a database opened before the clock starts. troupe's time is
+to its approval gate (`Runner.start` returns there). Printed: median (min-max) wall over `--repeats`, also as a
+multiple of the critical path.
+
+    python bench/fanout.py [--sizes 1,10,100,1000] [--repeats 3] [--latency 0.1] [--profile N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import operator
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiosqlite
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+from typing_extensions import TypedDict
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Spread, machine, measure, plot, table
+
+from graphs.runtime import Runner
+from nodes.offline_model import OfflineChatModel
+from nodes.teams import load_team
+from state.context import RunContext
+from state.roles import Team
+
+CALLS_ON_PATH = 4
+
+
+class FlatPlanner(OfflineChatModel):
+    """The offline planner, answering with `n` independent subtasks for one role."""
+
+    n: int = 1
+
+    def _answer(self, messages: list[BaseMessage], tools: list[dict[str, Any]], mode: str | None) -> ChatResult:
+        result = super()._answer(messages, tools, mode)
+        calls = result.generations[0].message.tool_calls  # type: ignore[attr-defined]
+        if calls and calls[0]["name"] == "PlanDraft":
+            calls[0]["args"] = {"summary": f"{self.n} independent parts", "subtasks": [
+                {"id": f"T{i}", "title": f"Build part {i}", "description": f"Part {i} of the work.",
+                 "capability": "backend", "depends_on": [], "acceptance_criteria": ["Delivers the part"]}
+                for i in range(1, self.n + 1)]}
+        return result
+
+
+def team(n: int) -> Team:
+    base = load_team("software")
+    settings = {"max_workers": max(n, 1), "max_subtasks": max(n, 1)}
+    return base.model_copy(update={"name": "fanout", "patterns": {"hierarchical": settings}})
+
+
+async def troupe_runs(n: int, latency: float, repeats: int, tmp: str) -> Spread:
+    """`repeats` runs on one open database (opening it is not the run), each to its approval gate."""
+    planner = FlatPlanner(role="planner", n=n, latency=latency)
+    ctx = RunContext(workspace_root=f"{tmp}/ws", latency=latency, draft_flaw_rate=0.0, cache=False)
+    fanned, count = team(n), iter(range(repeats))
+    async with Runner.open(Path(tmp) / "t.sqlite", models={"planner": planner}) as runner:
+
+        async def one() -> None:
+            outcome = await runner.start("hierarchical", "Build the parts", ctx, team=fanned,
+                                         thread_id=f"f{n}-{next(count)}")
+            assert outcome.status == "awaiting_approval", outcome.status
+
+        return await measure(one, repeats)
+
+
+class Bare(TypedDict, total=False):
+    n: int
+    done: Annotated[list[int], operator.add]
+
+
+def bare_graph(latency: float) -> StateGraph[Bare]:
+    model = OfflineChatModel(role="bench", latency=latency)
+
+    async def plan(state: Bare) -> dict[str, Any]:
+        await model.ainvoke("plan")
+        return {}
+
+    def fan_out(state: Bare) -> list[Send]:
+        return [Send("work", {"n": i}) for i in range(state["n"])]
+
+    async def work(state: Bare) -> dict[str, Any]:
+        await model.ainvoke("write")
+        await model.ainvoke("summarize")
+        return {"done": [state["n"]]}
+
+    def reviews(state: Bare) -> list[Send]:
+        return [Send("review", {"n": i}) for i in state["done"]]
+
+    async def review(state: Bare) -> dict[str, Any]:
+        await model.ainvoke("review")
+        return {}
+
+    g = StateGraph(Bare)
+    g.add_node("plan", plan)
+    g.add_node("work", work)
+    g.add_node("gather", lambda state: {})
+    g.add_node("review", review)
+    g.add_edge(START, "plan")
+    g.add_conditional_edges("plan", fan_out, ["work"])
+    g.add_edge("work", "gather")
+    g.add_conditional_edges("gather", reviews, ["review"])
+    g.add_edge("review", END)
+    return g
+
+
+async def bare_runs(n: int, latency: float, repeats: int, tmp: str) -> Spread:
+    async with aiosqlite.connect(Path(tmp) / "b.sqlite") as conn:
+        graph, count = bare_graph(latency).compile(checkpointer=AsyncSqliteSaver(conn)), iter(range(repeats))
+
+        async def one() -> None:
+            await graph.ainvoke({"n": n}, {"configurable": {"thread_id": f"b{n}-{next(count)}"},
+                                           "recursion_limit": 100}, durability="sync")
+
+        return await measure(one, repeats)
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1,10,100,1000")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--latency", type=float, default=0.1)
+    p.add_argument("--profile", type=int, metavar="N", help="profile one troupe run of N subtasks (pyinstrument)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        await bare_runs(1, 0, 1, tmp)  # warm-up: imports and first compilations are not what is measured
+        await troupe_runs(1, 0, 1, tmp)
+    if args.profile:
+        from pyinstrument import Profiler
+
+        with tempfile.TemporaryDirectory() as tmp, Profiler(async_mode="enabled") as prof:
+            await troupe_runs(args.profile, args.latency, 1, tmp)
+        print(prof.output_text(unicode=False, show_all=False, color=False))
+        return
+    path = CALLS_ON_PATH * args.latency
+    rows, series = [], {"bare LangGraph": ([], []), "troupe": ([], [])}
+    for n in map(int, args.sizes.split(",")):
+        repeats = max(1, args.repeats if n < 1000 else 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            bare = await bare_runs(n, args.latency, repeats, tmp)
+            ours = await troupe_runs(n, args.latency, repeats, tmp)
+        rows.append([n, bare.show(), f"{bare.median / path:.2f}", ours.show(), f"{ours.median / path:.2f}",
+                     f"{ours.median / bare.median:.2f}"])
+        for name, s in (("bare LangGraph", bare), ("troupe", ours)):
+            series[name][0].append(n)
+            series[name][1].append(s.median / path)
+        print(f"n={n}: bare {bare.show()} s, troupe {ours.show()} s", flush=True)
+    print(f"\nfan-out, {args.latency} s a model call, critical path {path:.1f} s, SQLite sync; {machine()}")
+    print(table(["n", "bare LangGraph (s)", "x path", "troupe (s)", "x path", "troupe / bare"], rows))
+    plot("fanout", "Fan-out of n independent subtasks", "subtasks (n)", "wall / critical path", series, logx=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
