@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TASK ?= Build a REST API for todo management
 
-.PHONY: run test lint clean real-model
+.PHONY: run test lint clean real-model bench
 
 $(BIN)/troupe: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,6 +23,12 @@ lint: $(BIN)/troupe
 
 test: lint
 	LANGSMITH_TRACING=false $(BIN)/pytest
+
+# Every benchmark, side by side in one run each: tables on stdout, plots in bench/results/ (matplotlib).
+BENCHES := fanout speedup patterns context_scaling storage_growth team_run startup crewai_compare
+bench: $(BIN)/troupe
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 # Every pattern and recipe on a real LLM served by llama.cpp on this CPU (offline; builds and caches on first use).
 real-model: $(BIN)/troupe

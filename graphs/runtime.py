@@ -322,15 +322,18 @@ class Runner:
             yield cls(db, saver, store, models=models, tools=tools, agents=agents, wait=wait)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """The run's graph with this runner's objects, ready to drive (compiled once per pattern and team)."""
-        team = info.team_spec()
-        key = (info.pattern, team.model_dump_json())
+        """The run's graph with this runner's objects, ready to drive."""
+        return self._compiled(info.pattern, info.team_spec())
+
+    def _compiled(self, pattern: str, team: Team) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """`pattern`'s graph for `team`, built (which checks its settings) and compiled once per runner."""
+        key = (pattern, team.model_dump_json())
         if key not in self._graphs:
             try:
-                graph = builder(info.pattern)(team=team, models=self.models, tools=self.tools, agents=self.agents)
+                graph = builder(pattern)(team=team, models=self.models, tools=self.tools, agents=self.agents)
             except (LookupError, TeamError, ModelSpecError) as exc:
                 raise TroupeError(str(exc).strip("'\"")) from None
-            self._graphs[key] = graph.compile(checkpointer=self.saver, store=self.store, name=info.pattern)
+            self._graphs[key] = graph.compile(checkpointer=self.saver, store=self.store, name=pattern)
         return self._graphs[key]
 
     def _kit(self, team: Team | None) -> Kit:
@@ -368,9 +371,9 @@ class Runner:
             chosen = load_team(team if team is not None else ctx.team)
             kit = self._kit(chosen)
             kit.check(chosen, ctx)
-            builder(pattern)(team=chosen, models=self.models, tools=self.tools, agents=self.agents)  # its settings
         except (LookupError, TeamError, ModelSpecError) as exc:
             raise TroupeError(str(exc).strip("'\"")) from None
+        self._compiled(pattern, chosen)  # builds it, which checks its settings
         thread_id = thread_id or new_thread_id(task)
         default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
         ctx = replace(ctx, team=chosen.name, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))

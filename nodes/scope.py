@@ -38,7 +38,7 @@ def journal(runtime: Runtime[RunContext]) -> Journal:
 async def workspace(runtime: Runtime[RunContext]) -> Path:
     """The run's workspace folder, created off the event loop (async nodes must not block); once per process."""
     root = Path(runtime.context.workspace_root) / thread_of(runtime)
-    if root not in _made:
+    if root not in _made:  # only the first calls of a run (those before the folder exists) ask
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         _made.add(root)
     return root

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 from langchain_core.tools import BaseTool
-from langchain_mcp_adapters.client import MultiServerMCPClient
-from langchain_mcp_adapters.interceptors import MCPToolCallRequest, MCPToolCallResult
-from langchain_mcp_adapters.sessions import Connection
-from langchain_mcp_adapters.tools import load_mcp_tools
-from mcp import ClientSession
 
 from state.roles import MCP_PREFIX, McpServer, mcp_server_of
+
+if TYPE_CHECKING:  # the MCP client is imported when a role uses a server (it takes a quarter second to import)
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+    from langchain_mcp_adapters.interceptors import MCPToolCallRequest, MCPToolCallResult
+    from langchain_mcp_adapters.sessions import Connection
+    from mcp import ClientSession
 
 START_TIMEOUT = 20.0
 """Seconds a server has to start and list its tools."""
@@ -32,7 +34,7 @@ PING_EVERY = 2.0
 _LOST = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 """What anyio raises, without a message, on a stream to a server that is gone."""
 
-_Handler = Callable[[MCPToolCallRequest], Awaitable[MCPToolCallResult]]
+_Handler = Callable[["MCPToolCallRequest"], Awaitable["MCPToolCallResult"]]
 
 
 class ToolServerError(RuntimeError):
@@ -50,6 +52,11 @@ async def mcp_tools(
     `start_timeout` seconds, an unknown tool, or one tool name offered by two servers.
     """
     wanted = _selection(refs)
+    if not wanted:
+        yield {}
+        return
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+
     client = MultiServerMCPClient({name: _connection(servers, name) for name in wanted})
     tools: dict[str, BaseTool] = {}
     owner: dict[str, str] = {}
@@ -125,6 +132,8 @@ async def _server_tools(client: MultiServerMCPClient, name: str, start_timeout: 
 
 async def _start(session: ClientSession, name: str, guard: _Guard, timeout: float) -> list[BaseTool]:
     """Initialize the session and list the server's tools, within `timeout` seconds."""
+    from langchain_mcp_adapters.tools import load_mcp_tools
+
     try:
         with anyio.fail_after(timeout):
             await session.initialize()
