@@ -101,7 +101,7 @@ class Replan(Message):
 
     kind: Literal[Kind.REPLAN] = Kind.REPLAN
     action: str = Field(default="replan", description="What was decided: repair, reassign, split, escalate, skip, "
-                        "give up, amend, finding, preempt, stall, size, edit, budget.")
+                        "give up, amend, finding, preempt, stall, size, edit, budget, conflict, contract, fix-up.")
     reason: str
     tasks: list[str] = Field(default_factory=list, description="Ids of the subtasks in the new plan.")
 
