@@ -157,14 +157,23 @@ class _Replan:
         else:
             await self.split(t, rec, request)
 
+    def redo(self, task_id: str, feedback: str) -> None:
+        """Another round for a subtask a conflict sends back; past the run's rounds it fails instead, and is
+        recovered like any failure (so work that never settles a conflict cannot loop)."""
+        rec, rounds = self.board[task_id], self.runtime.context.max_review_rounds
+        if rec.round >= rounds:
+            self.set(task_id, status=TaskStatus.FAILED, reason=f"a conflict still open after {rec.round} rounds "
+                     f"(max_review_rounds {rounds}): {feedback}")
+        else:
+            self.set(task_id, status=TaskStatus.ASSIGNED, reason=None, feedback=[feedback])
+
     async def file_conflict(self, t: PlannedTask, request: Request) -> None:
         """Overlapping edits of a file: the supervisor sees both versions and picks one, or has the worker adapt."""
         decision = await conflicts.decide_file(self.kit, self.runtime, request, self.attempts)
         path, others = request.detail.get("path"), ", ".join(request.detail.get("with", []))
         if decision.action == "adapt":
-            self.set(t.id, status=TaskStatus.ASSIGNED, reason=None, feedback=[
-                f"Your edit of {path} overlapped the concurrent edit by {others}, and the file keeps their version: "
-                f"read {path} as it is now and make your change on top of it."])
+            self.redo(t.id, f"Your edit of {path} overlapped the concurrent edit by {others}, and the file keeps "
+                      f"their version: read {path} as it is now and make your change on top of it.")
         else:
             if decision.action == "mine":
                 await conflicts.take_mine(self.runtime, request)
@@ -189,8 +198,7 @@ class _Replan:
         redo = await conflicts.off_contract(self.runtime, contract, self.tasks, artifacts)
         shape = f"{contract.title!r} v{contract.version} {{{', '.join(contract.fields)}}}"
         for task_id, why in redo.items():
-            self.set(task_id, status=TaskStatus.ASSIGNED, reason=None, feedback=[
-                f"Match the interface contract {shape} exactly: {why}."])
+            self.redo(task_id, f"Match the interface contract {shape} exactly: {why}.")
         if t.id not in redo:
             self.set(t.id, status=TaskStatus.IN_REVIEW, reason=None)
         verb = "updated to" if decision.action == "update" else "kept as"

@@ -282,6 +282,16 @@ def test_work_off_a_contract_is_met_the_contract_updated_and_the_affected_work_r
     assert all(r.status == TaskStatus.DONE for r in board.values())
 
 
+def test_work_that_never_settles_a_conflict_fails_into_recovery_instead_of_looping(db: Path, ctx: RunContext) -> None:
+    ctx.fail, ctx.draft_flaw_rate, ctx.max_review_rounds = {"backend": "drift"}, 0.0, 1
+    outcome, journal, _ = run(db, ctx, team=with_contract())
+    backend = next(t.id for t in outcome.values["plan"].tasks if t.assignee == "backend")
+    recovered = [m for m in journal if m.kind == Kind.REPLAN and m.correlation_id == backend
+                 and "a conflict still open after 1 rounds" in m.reason]
+    assert recovered, "the subtask was not failed into the recovery ladder"
+    assert outcome.values["board"][backend].round <= 2
+
+
 # --- 5. resource conflicts -----------------------------------------------------------------------------------
 
 
