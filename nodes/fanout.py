@@ -177,7 +177,7 @@ async def _loop(runtime: Runtime[RunContext], t: PlannedTask, rec: TaskRecord, m
     reason = (f"the reviewer sent it back in round {rec.round} with the same unmet criteria as in round "
               f"{rec.round - 1}: {'; '.join(rec.feedback)}")
     messages.append(loop_detected(sender=NAME, recipient=t.assignee, correlation_id=t.id, reason=(
-        f"{reason}; another round (of at most {runtime.context.max_review_rounds}) would repeat it, so {t.id} "
+        f"{reason}; another round (of at most {scope.settings(runtime).max_review_rounds}) would repeat it, so {t.id} "
         "fails now")))
     await scope.progress(runtime, t.id, TaskStatus.FAILED, t.assignee, rec.round)
     return rec.model_copy(update={"status": TaskStatus.FAILED, "reason": reason})

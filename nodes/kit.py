@@ -132,8 +132,8 @@ class Kit:
         """The built-in team, else the one the run's context names (read off the event loop, then checked)."""
         if self.team is not None:
             return self.team
-        team = await asyncio.to_thread(load_team, runtime.context.team)
-        self.check(team, runtime.context)
+        team = await asyncio.to_thread(load_team, scope.settings(runtime).team)
+        self.check(team, scope.settings(runtime))
         return team
 
     async def model(self, model_role: ModelRole, runtime: Runtime[RunContext], *, agent: str, role: Role | None = None,
@@ -145,8 +145,8 @@ class Kit:
         budget = await self.budget_for(runtime)
         meter = Meter.of(runtime.store, scope.thread_of(runtime))
         cheap = await spending.admit(runtime, meter, budget, agent=agent, model_role=model_role)
-        ctx = runtime.context if cheap is None else replace(runtime.context, models={**runtime.context.models,
-                                                                                      agent: cheap})
+        ctx = scope.settings(runtime)
+        ctx = ctx if cheap is None else replace(ctx, models={**ctx.models, agent: cheap})
         objects = {} if cheap else self.models
         chat = get_model(model_role, ctx, agent=agent, role=role, objects=objects, attempt=attempt)
         key = next((k for k in (agent, model_role, EVERY_AGENT) if k in objects), None)
@@ -160,7 +160,7 @@ class Kit:
     async def budget_for(self, runtime: Runtime[RunContext]) -> Budget:
         """The run's budget: the team file's, then `build(budget=...)`, then the run's settings."""
         team = await self.team_for(runtime)
-        return (team.budget or Budget()).over(self.budget).for_run(runtime.context)
+        return (team.budget or Budget()).over(self.budget).for_run(scope.settings(runtime))
 
     @asynccontextmanager
     async def role_tools(self, team: Team, role: Role) -> AsyncIterator[dict[str, BaseTool]]:

@@ -75,6 +75,6 @@ def instrument(chat: BaseChatModel, runtime: Runtime[RunContext], meter: Meter, 
         "metadata": {**(chat.metadata or {}), **metadata},
         "name": call.agent,
     }
-    if runtime.context.cache and runtime.store is not None and chat.cache is not False:
+    if scope.settings(runtime).cache and runtime.store is not None and chat.cache is not False:
         update["cache"] = StoreCache(runtime.store, spec)
     return chat.model_copy(update=update)

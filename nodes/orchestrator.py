@@ -190,7 +190,7 @@ def team_runner(kit: Kit, subgraph: SubgraphFactory, overrides: dict[str, Any],
         team = await kit.team_for(runtime)
         teams = await asyncio.to_thread(subteams, team, kit.settings(team, "teams", TeamsSettings, overrides), path)
         folder = await scope.workspace(runtime) / t.id
-        ctx = replace(runtime.context, team=teams[t.id].name, workspace_root=str(folder))
+        ctx = replace(scope.settings(runtime), team=teams[t.id].name, workspace_root=str(folder))
         where = "/".join((*path, t.id))
         try:
             out = await subgraph(teams[t.id], t.id).ainvoke({"task": t.description}, context=ctx)

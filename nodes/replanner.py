@@ -78,7 +78,7 @@ def replanner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[
         new_plan = Plan(summary=plan.summary, tasks=r.tasks)
         update: dict[str, Any] = {"plan": new_plan, "board": r.changed, "ledger": r.ledger,
                                   "requests": Overwrite([]), "status": "working"}
-        return Command(goto=next_after_plan(new_plan, r.ledger, runtime.context, found), update=update)
+        return Command(goto=next_after_plan(new_plan, r.ledger, scope.settings(runtime), found), update=update)
 
     return replan
 
@@ -160,7 +160,7 @@ class _Replan:
     def redo(self, task_id: str, feedback: str) -> None:
         """Another round for a subtask a conflict sends back; past the run's rounds it fails instead, and is
         recovered like any failure (so work that never settles a conflict cannot loop)."""
-        rec, rounds = self.board[task_id], self.runtime.context.max_review_rounds
+        rec, rounds = self.board[task_id], scope.settings(self.runtime).max_review_rounds
         if rec.round >= rounds:
             self.set(task_id, status=TaskStatus.FAILED, reason=f"a conflict still open after {rec.round} rounds "
                      f"(max_review_rounds {rounds}): {feedback}")

@@ -42,7 +42,7 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
     """
 
     async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
-        ctx, task = runtime.context, state.subtask
+        ctx, task = scope.settings(runtime), state.subtask
         role = by(await kit.team_for(runtime)) if by else None
         name = role.name if role else NAME
         try:

@@ -26,6 +26,12 @@ UNSAVED = "unsaved"
 """Thread name used when a graph runs without a checkpointer (no thread id)."""
 
 
+def settings(runtime: Runtime[RunContext]) -> RunContext:
+    """The run's settings: a graph invoked without `context=` runs on the defaults (the offline model, workspaces
+    under ./workspaces), as the CLI does."""
+    return runtime.context if runtime.context is not None else RunContext()
+
+
 def thread_of(runtime: Runtime[RunContext]) -> str:
     info = runtime.execution_info
     return (info.thread_id if info else None) or UNSAVED
@@ -37,7 +43,7 @@ def journal(runtime: Runtime[RunContext]) -> Journal:
 
 async def workspace(runtime: Runtime[RunContext]) -> Path:
     """The run's workspace folder, created off the event loop (async nodes must not block); once per process."""
-    root = Path(runtime.context.workspace_root) / thread_of(runtime)
+    root = Path(settings(runtime).workspace_root).absolute() / thread_of(runtime)
     if root not in _made:  # only the first calls of a run (those before the folder exists) ask
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         _made.add(root)
@@ -89,6 +95,6 @@ async def holding(runtime: Runtime[RunContext], names: list[str], *, task_id: st
         await journal(runtime).post(CheckpointMsg(sender=agent, recipient=lead, correlation_id=task_id,
                                                   label="resource: waiting", note=note))
 
-    folder = Path(runtime.context.workspace_root) / ".locks"
-    async with hold(names, holder=holder, folder=folder, timeout=runtime.context.resource_timeout, on_wait=waiting):
+    folder = Path(settings(runtime).workspace_root) / ".locks"
+    async with hold(names, holder=holder, folder=folder, timeout=settings(runtime).resource_timeout, on_wait=waiting):
         yield

@@ -158,7 +158,7 @@ def planner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..
                            Replan(sender=NAME, recipient="team", correlation_id="plan", action="size",
                                   reason=sizing(planned, found.max_workers), tasks=[t.id for t in tasks]))
         ledger = Ledger()
-        return Command(goto=next_after_plan(planned, ledger, runtime.context, found),
+        return Command(goto=next_after_plan(planned, ledger, scope.settings(runtime), found),
                        update={"plan": planned, "board": {t.id: TaskRecord() for t in tasks}, "status": "working",
                                "ledger": ledger})
 
@@ -233,7 +233,7 @@ def plan_gate(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[
             return Command(goto="replan")
         team = await kit.team_for(runtime)
         found = settings(kit, team, overrides)
-        asked = {t.id for t in needs_approval(plan, ledger, runtime.context, found)}
+        asked = {t.id for t in needs_approval(plan, ledger, scope.settings(runtime), found)}
         shown: dict[str, Any] = {
             "kind": "plan", "question": "Approve the plan before any worker starts?",
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee,

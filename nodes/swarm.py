@@ -115,7 +115,7 @@ async def play(kit: Kit, runtime: Runtime[RunContext], team: Team, role: Role, b
         chat = await kit.model(role.model_role, runtime, agent=role.name, role=role, attempt=scope.attempt(runtime))
         model = chat.bind_tools([*own.values(), *handoffs])
         messages = prompt(role.prompt, INSTRUCTIONS, brief)
-        for _ in range(runtime.context.max_tool_turns):
+        for _ in range(scope.settings(runtime).max_tool_turns):
             reply = await model.ainvoke(messages)
             messages.append(reply)
             if not reply.tool_calls:
@@ -180,7 +180,7 @@ def peer(kit: Kit, overrides: Mapping[str, Any], *, helper: str, me: str
             kit, runtime, team, team.role(frame["agent"]), brief_for(swarm, team, state["task"], frame, chain, turn),
             handoffs=handoff_tools(swarm, team, frame["agent"], caller=frame["caller"]))
         if failure is None and not (move.transfers or move.give_back or move.answer):
-            failure = f"no usable answer in {runtime.context.max_tool_turns} model turns"
+            failure = f"no usable answer in {scope.settings(runtime).max_tool_turns} model turns"
         frame["kept"] = [*frame["kept"], *move.kept][-KEPT_OUTPUTS:]
         frames[-1] = frame
         await _post_files(runtime, frame["agent"], frame["caller"] or "user", cid, turn, move)
@@ -307,7 +307,7 @@ def helper(kit: Kit, overrides: Mapping[str, Any], *, me: str
         await _screen(runtime, order["agent"], order["caller"], cid, order["turn"], move)
         result = move.give_back or move.answer
         if not result:
-            result = f"failed: no usable answer in {runtime.context.max_tool_turns} model turns"
+            result = f"failed: no usable answer in {scope.settings(runtime).max_tool_turns} model turns"
             await scope.journal(runtime).post(Blocker(sender=order["agent"], recipient=order["caller"],
                                                       correlation_id=cid, reason=result))
         await scope.journal(runtime).post(Progress(sender=order["agent"], recipient=order["caller"],

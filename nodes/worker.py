@@ -121,7 +121,7 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
                                 reason=f"bigger than planned: {big.text}")
             return {"board": {task.id: record}, "requests": requests}
         if not written:
-            turns = runtime.context.max_tool_turns
+            turns = scope.settings(runtime).max_tool_turns
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
             return await _failed(runtime, role, state, why, lead)
         artifact = brief["path"] if brief["path"] in written else next(iter(written))
@@ -140,7 +140,7 @@ async def _model_turn(kit: Kit, runtime: Runtime[RunContext], team: Team, role: 
                       ) -> tuple[dict[str, str], str, list[dict[str, Any]], list[dict[str, Any]]]:
     """The role's model with its tools on the brief: (files written, summary, reports, file conflicts)."""
     async with kit.role_tools(team, role) as tools:
-        ctx = runtime.context
+        ctx = scope.settings(runtime)
         if task.model:  # the supervisor moved this subtask to another model after a failure
             runtime = runtime.override(context=replace(ctx, models={**ctx.models, role.name: task.model}))
         chat = await kit.model(role.model_role, runtime, agent=role.name, role=role, attempt=scope.attempt(runtime),
