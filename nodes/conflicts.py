@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from langchain_core.tools import ToolException
 from langgraph.runtime import Runtime
 
 from nodes import scope
@@ -26,6 +27,7 @@ from state.team import Request
 from state.untrusted import DATA_RULE, fence
 from tools.context_store import get_record, put_record
 from tools.contracts import mismatch
+from tools.merge import saved
 from tools.workspace import resolve_conflict
 
 FILE_INSTRUCTIONS = """Two specialists edited the same file at the same time and their edits overlap; you see the \
@@ -46,7 +48,8 @@ SIDE = 4000
 
 async def decide_file(kit: Kit, runtime: Runtime[RunContext], request: Request, attempts: int) -> ConflictDecision:
     c = request.detail
-    sides = {name: await _read(c.get(f"{name}_file")) for name in ("base", "theirs", "mine")}
+    root = await scope.workspace(runtime)
+    sides = {name: await _saved(root, c, name) for name in ("base", "theirs", "mine")}
     brief = {"conflict": request.text, "path": c.get("path"), "reported_by": request.sender,
              "other_writers": c.get("with", []),
              **{name: fence(text[:SIDE], f"{name} version of {c.get('path')}") for name, text in sides.items()}}
@@ -119,6 +122,15 @@ async def resolved(runtime: Runtime[RunContext], team: str, request: Request, to
     if old is not None:
         record = record.model_copy(update={"sides": getattr(old, "sides", record.sides), "author": old.author})
     await put_record(runtime.store, scope.thread_of(runtime), team, record)
+
+
+async def _saved(root: Path, conflict: dict[str, Any], side: Literal["mine", "theirs", "base"]) -> str:
+    """A version the workspace tool saved for the conflict; anything else (a path a fake report names) reads as
+    nothing, so no file outside the run's merge records reaches a prompt."""
+    try:
+        return await asyncio.to_thread(saved, root, conflict, side)
+    except (ToolException, KeyError, OSError, UnicodeDecodeError):
+        return ""
 
 
 async def _read(path: Any) -> str:

@@ -351,3 +351,14 @@ def test_checks_that_keep_failing_stop_after_the_fix_rounds_and_say_so(db: Path,
     [note] = [m.note for m in journal if m.kind == Kind.CHECKPOINT and m.correlation_id == "checks"]
     assert "left after 0 fix-up rounds: T2 (t2_persistence.py)" in note
     assert outcome.status == "awaiting_approval"
+
+
+def test_a_conflict_report_naming_a_file_outside_the_runs_merge_records_reads_as_nothing(tmp_path: Path) -> None:
+    from nodes.conflicts import _saved
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the key")
+    fake = {"path": "app.md", "mine_file": str(secret), "mine_sha256": "0" * 64, "base_file": str(secret)}
+    root = tmp_path / "workspaces" / "t"
+    root.mkdir(parents=True)
+    assert asyncio.run(_saved(root, fake, "mine")) == "" and asyncio.run(_saved(root, fake, "base")) == ""

@@ -130,8 +130,11 @@ class Ledger:
         _replace(self.file, json.dumps(self.record).encode())
 
 
-def saved(root: Path, conflict: dict[str, Any], side: Literal["mine", "theirs"]) -> str:
-    """The text of `side`'s version a conflict of the workspace `root` saved, checked against its sha256."""
+def saved(root: Path, conflict: dict[str, Any], side: Literal["mine", "theirs", "base"]) -> str:
+    """The text of `side`'s version a conflict of the workspace `root` saved, checked against its sha256 (a
+    conflict without a base, a file made by both writers, has an empty one)."""
+    if conflict.get(f"{side}_file") is None and side == "base":
+        return ""
     file = Path(conflict[f"{side}_file"])
     if not file.resolve().is_relative_to(merges_folder(root).resolve()):
         raise ToolException(f"{file} is not a version saved for the workspace {root}")
