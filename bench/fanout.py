@@ -1,10 +1,11 @@
-"""Fan-out: n independent subtasks, troupe's hierarchical team beside bare LangGraph doing the same shape of work.
+"""Fan-out: n independent subtasks, troupe's hierarchical team beside bare LangGraph doing the same work.
 
-Both make the same model calls on the offline model at `--latency` seconds a call (0.1): a plan, then n workers
-of 2 calls each (in one `Send` fan-out), then n reviews of 1 call; the critical path is 4 calls. Both
-checkpoint to SQLite with `durability="sync"`, on a database opened before the clock starts. troupe's time is
-to its approval gate (`Runner.start` returns there). Printed: median (min-max) wall over `--repeats`, also as a
-multiple of the critical path.
+All make the same model calls on the offline model at `--latency` seconds a call (0.1): a plan, then for each
+of n subtasks 2 worker calls and 1 review call; the critical path is 4 calls. Bare LangGraph runs them in
+troupe's shape (a `Send` fan-out of n workers, then one of n reviews) and in the lightest shape it has (one
+fan-out, each worker also reviewing). All checkpoint to SQLite with `durability="sync"`, on a database opened
+before the clock starts. troupe's time is to its approval gate (`Runner.start` returns there). Printed: median
+(min-max) wall over `--repeats`, also as a multiple of the critical path.
 
     python bench/fanout.py [--sizes 1,10,100,1000] [--repeats 3] [--latency 0.1] [--profile N]
 """
@@ -81,7 +82,9 @@ class Bare(TypedDict, total=False):
     done: Annotated[list[int], operator.add]
 
 
-def bare_graph(latency: float) -> StateGraph[Bare]:
+def bare_graph(latency: float, *, fused: bool = False) -> StateGraph[Bare]:
+    """The same calls in LangGraph alone: reviews in a fan-out of their own (troupe's shape), or `fused` into each
+    worker (one fan-out: the lightest shape LangGraph has for this work)."""
     model = OfflineChatModel(role="bench", latency=latency)
 
     async def plan(state: Bare) -> dict[str, Any]:
@@ -94,6 +97,8 @@ def bare_graph(latency: float) -> StateGraph[Bare]:
     async def work(state: Bare) -> dict[str, Any]:
         await model.ainvoke("write")
         await model.ainvoke("summarize")
+        if fused:
+            await model.ainvoke("review")
         return {"done": [state["n"]]}
 
     def reviews(state: Bare) -> list[Send]:
@@ -110,15 +115,19 @@ def bare_graph(latency: float) -> StateGraph[Bare]:
     g.add_node("review", review)
     g.add_edge(START, "plan")
     g.add_conditional_edges("plan", fan_out, ["work"])
+    if fused:
+        g.add_edge("work", END)
+        return g
     g.add_edge("work", "gather")
     g.add_conditional_edges("gather", reviews, ["review"])
     g.add_edge("review", END)
     return g
 
 
-async def bare_runs(n: int, latency: float, repeats: int, tmp: str) -> Spread:
-    async with aiosqlite.connect(Path(tmp) / "b.sqlite") as conn:
-        graph, count = bare_graph(latency).compile(checkpointer=AsyncSqliteSaver(conn)), iter(range(repeats))
+async def bare_runs(n: int, latency: float, repeats: int, tmp: str, *, fused: bool = False) -> Spread:
+    async with aiosqlite.connect(Path(tmp) / f"b{fused}.sqlite") as conn:
+        graph = bare_graph(latency, fused=fused).compile(checkpointer=AsyncSqliteSaver(conn))
+        count = iter(range(repeats))
 
         async def one() -> None:
             await graph.ainvoke({"n": n}, {"configurable": {"thread_id": f"b{n}-{next(count)}"},
@@ -145,20 +154,23 @@ async def main() -> None:
         print(prof.output_text(unicode=False, show_all=False, color=False))
         return
     path = CALLS_ON_PATH * args.latency
-    rows, series = [], {"bare LangGraph": ([], []), "troupe": ([], [])}
+    names = ("bare LangGraph, one fan-out", "bare LangGraph, troupe's shape", "troupe")
+    rows, series = [], {name: ([], []) for name in names}
     for n in map(int, args.sizes.split(",")):
         repeats = max(1, args.repeats if n < 1000 else 1)
         with tempfile.TemporaryDirectory() as tmp:
-            bare = await bare_runs(n, args.latency, repeats, tmp)
-            ours = await troupe_runs(n, args.latency, repeats, tmp)
-        rows.append([n, bare.show(), f"{bare.median / path:.2f}", ours.show(), f"{ours.median / path:.2f}",
-                     f"{ours.median / bare.median:.2f}"])
-        for name, s in (("bare LangGraph", bare), ("troupe", ours)):
+            spreads = (await bare_runs(n, args.latency, repeats, tmp, fused=True),
+                       await bare_runs(n, args.latency, repeats, tmp),
+                       await troupe_runs(n, args.latency, repeats, tmp))
+        rows.append([n, *(f"{s.show()} = {s.median / path:.2f}x" for s in spreads),
+                     f"{spreads[2].median / spreads[1].median:.2f}"])
+        for name, spread in zip(names, spreads, strict=True):
             series[name][0].append(n)
-            series[name][1].append(s.median / path)
-        print(f"n={n}: bare {bare.show()} s, troupe {ours.show()} s", flush=True)
+            series[name][1].append(spread.median / path)
+        print(f"n={n}: " + ", ".join(f"{name} {s.show()} s" for name, s in zip(names, spreads, strict=True)),
+              flush=True)
     print(f"\nfan-out, {args.latency} s a model call, critical path {path:.1f} s, SQLite sync; {machine()}")
-    print(table(["n", "bare LangGraph (s)", "x path", "troupe (s)", "x path", "troupe / bare"], rows))
+    print(table(["n", *(f"{name} (s = x path)" for name in names), "troupe / same shape"], rows))
     plot("fanout", "Fan-out of n independent subtasks", "subtasks (n)", "wall / critical path", series, logx=True)
 
 
