@@ -14,7 +14,7 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from graphs.errors import TroupeError
 from graphs.registry import PATTERNS
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                 epilog="exit codes: 0 completed, 1 failed, 2 bad input, 3 finished with work not done, 4 waiting for "
                 "approval, 5 out of budget, 130 interrupted")
     p.add_argument("--db", type=Path, default=None, help=DB_HELP)
-    p.add_argument("--version", action="version", version=f"troupe {_version()}")
+    p.add_argument("--version", action=_Version, nargs=0, help="show troupe's version and exit")
     sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = _command(sub, "run", "commands:run", "start a run: troupe run PATTERN TASK")
@@ -206,6 +206,14 @@ def _command(sub: argparse._SubParsersAction, name: str, handler: str, about: st
     p: argparse.ArgumentParser = sub.add_parser(name, help=about)
     p.set_defaults(command=name, handler=handler)
     return p
+
+
+class _Version(argparse.Action):
+    """`--version`, looked up only when asked for (reading the installed metadata costs every command ~5 ms)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"troupe {_version()}")
+        parser.exit(0)
 
 
 def _version() -> str:

@@ -341,7 +341,13 @@ class Runner:
         return Kit.create(team=team, models=self.models, tools=self.tools, agents=self.agents)
 
     def reader(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """The run's graph for reading its state: needs none of the objects, so any process can inspect any run."""
+        """The run's graph for reading its state: the one that drives it where this runner can drive it (compiled
+        once for both), else one that needs none of the objects, so any process can inspect any run."""
+        try:
+            self._require_objects(info)
+            return self.compile(info)
+        except TroupeError:  # started with objects this runner lacks, or a team that no longer builds
+            pass
         key = (info.pattern, "")
         if key not in self._graphs:
             self._graphs[key] = builder(info.pattern)().compile(checkpointer=self.saver, store=self.store,
