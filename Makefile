@@ -25,7 +25,7 @@ test: lint
 	LANGSMITH_TRACING=false $(BIN)/pytest
 
 # Every benchmark, side by side in one run each: tables on stdout, plots in bench/results/ (matplotlib).
-BENCHES := fanout speedup patterns context_scaling storage_growth team_run startup crewai_compare
+BENCHES := fanout speedup patterns context_scaling storage_growth storage_scaling team_run startup crewai_compare
 bench: $(BIN)/troupe
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
