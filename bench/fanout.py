@@ -56,10 +56,10 @@ class FlatPlanner(OfflineChatModel):
         return result
 
 
-def team(n: int) -> Team:
-    base = load_team("software")
-    settings = {"max_workers": max(n, 1), "max_subtasks": max(n, 1)}
-    return base.model_copy(update={"name": "fanout", "patterns": {"hierarchical": settings}})
+def team(n: int, workers: int | None = None) -> Team:
+    """The default team, room for `n` subtasks, `workers` of them at once (default: all)."""
+    settings = {"max_workers": workers or max(n, 1), "max_subtasks": max(n, 1)}
+    return load_team("software").model_copy(update={"name": "fanout", "patterns": {"hierarchical": settings}})
 
 
 async def troupe_runs(n: int, latency: float, repeats: int, tmp: str) -> Spread:

@@ -23,22 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Spread, machine, plot, table
-from fanout import FlatPlanner
+from fanout import FlatPlanner, team
 from patterns import chain
 
 from graphs.runtime import Runner
-from nodes.teams import load_team
 from state.budget import Call
 from state.context import RunContext
-from state.roles import Team
 
 GOAL = 0.9
-
-
-def team(n: int, workers: int) -> Team:
-    """bench/fanout.py's team, with `max_workers` chosen."""
-    settings = {"max_workers": workers, "max_subtasks": max(n, 1)}
-    return load_team("software").model_copy(update={"name": "speedup", "patterns": {"hierarchical": settings}})
 
 
 async def run(n: int, workers: int, latency: float, got: list[Call]) -> float:

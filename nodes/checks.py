@@ -11,7 +11,6 @@ Problems go back as fix-up rounds of the subtasks whose artifacts they blame, wi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -83,7 +82,7 @@ async def _problems(runtime: Runtime[RunContext], team: str, files: Sequence[str
                     ) -> tuple[dict[str, list[Problem]], list[str]]:
     """The problems by artifact, and one note per check saying what it found."""
     root = await scope.workspace(runtime)
-    texts = {f: await asyncio.to_thread(_read, root / f) for f in files}
+    texts = {f: await scope.read_text(root / f) for f in files}
     contracts = [r for r in await read_records(runtime.store, scope.thread_of(runtime), team, "contract")
                  if isinstance(r, ContractRecord)]
     found: list[Problem] = list(naming_drift(texts, [f for c in contracts for f in c.fields]))
@@ -104,9 +103,3 @@ async def _problems(runtime: Runtime[RunContext], team: str, files: Sequence[str
         by_file.setdefault(p.file, []).append(p)
     return by_file, notes
 
-
-def _read(path: Any) -> str:
-    try:
-        return str(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return ""

@@ -98,7 +98,7 @@ async def off_contract(runtime: Runtime[RunContext], contract: ContractRecord, t
     for t in tasks:
         path = artifacts.get(t.id)
         if path and contract.touches_task(t.id, t.capability, t.assignee):
-            text = await _read(str(root / path))
+            text = await scope.read_text(root / path)
             if (m := mismatch(text, contract)) is not None:
                 out[t.id] = m.describe(path)
     return out
@@ -132,11 +132,3 @@ async def _saved(root: Path, conflict: dict[str, Any], side: Literal["mine", "th
     except (ToolException, KeyError, OSError, UnicodeDecodeError):
         return ""
 
-
-async def _read(path: Any) -> str:
-    if not path:
-        return ""
-    try:
-        return await asyncio.to_thread(Path(path).read_text, encoding="utf-8", errors="replace")
-    except OSError:
-        return ""

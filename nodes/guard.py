@@ -7,10 +7,10 @@ sees it in `troupe show`. It changes nothing else: the text still goes on, as fe
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
+from nodes.scope import read_text
 from state.protocol import Progress
 from state.untrusted import fence, suspicions
 
@@ -28,11 +28,7 @@ def screen(texts: Mapping[str, str], whose: str = "its") -> str:
 
 async def screen_file(path: Path, summary: str) -> str:
     """`screen` of a worker's artifact (read off the event loop; unreadable: empty) and its summary."""
-    try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""
-    return screen({"artifact": text, "summary": summary})
+    return screen({"artifact": await read_text(path), "summary": summary})
 
 
 def flag(flagged: str, *, recipient: str, correlation_id: str, rnd: int = 1) -> Progress:

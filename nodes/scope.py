@@ -54,6 +54,14 @@ _made: set[Path] = set()
 """Workspace folders this process has made (a worker of a thousand-way fan-out need not ask again)."""
 
 
+async def read_text(path: Path) -> str:
+    """A workspace file's text, read off the event loop; unreadable or missing: empty."""
+    try:
+        return await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def node_of() -> str | None:
     """The graph node this code runs in (None outside a graph)."""
     try:

@@ -7,7 +7,6 @@ with an interface contract become CONFLICT messages, conflict records and reques
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,7 @@ async def contract_conflicts(runtime: Runtime[RunContext], team: Team, role: Rol
                                    task.id, task.capability, role.name) if isinstance(r, ContractRecord)]
     if not contracts:
         return []
-    text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
+    text = await scope.read_text(path)
     requests = []
     for contract in contracts:
         if (m := mismatch(text, contract)) is None:
