@@ -26,7 +26,7 @@ from nodes import voter
 from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from state.budget import Budget
-from state.consensus import ConsensusInput, ConsensusOutput, ConsensusState, Rule, VoteOrder
+from state.consensus import ConsensusInput, ConsensusOutput, ConsensusState, Rule
 from state.context import RunContext
 from state.roles import Team
 
@@ -63,7 +63,7 @@ def build(
     g.add_node("convene", voter.convener(kit, overrides, vote="vote"), destinations=("vote",))
     # A voter whose model still fails or hangs after its retries goes to the error handler, which records a
     # missing vote and jumps to the tally (LangGraph draws the handler as a node of its own, without that edge).
-    g.add_node("vote", voter.voter(kit), input_schema=VoteOrder, retry_policy=MODEL_RETRY, timeout=node_timeout,
+    g.add_node("vote", voter.voter(kit), retry_policy=MODEL_RETRY, timeout=node_timeout,
                error_handler=voter.faulty_voter(tally="tally"))
     g.add_node("tally", voter.tally(kit, overrides))
     g.add_edge(START, "convene")

@@ -140,7 +140,7 @@ def build(
         debater.panel(kit, kit.team, overrides)
     g = StateGraph(DebateState, context_schema=RunContext, input_schema=DebateInput, output_schema=DebateOutput)
     g.add_node("open", opener(kit, overrides), destinations=("argue",))
-    g.add_node("argue", debater.debater(kit), input_schema=DebateTurn, retry_policy=MODEL_RETRY,
+    g.add_node("argue", debater.debater(kit), retry_policy=MODEL_RETRY,
                timeout=node_timeout, error_handler=debater.debater_failed)
     g.add_node("tally", tallier(kit, overrides), destinations=("argue", "judge"))
     g.add_node("judge", debater.judge(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,

@@ -37,7 +37,7 @@ from nodes.kit import Agents, Kit, Tools
 from nodes.models import MODEL_RETRY, Models
 from state.budget import Budget
 from state.context import RunContext
-from state.event_driven import Delivery, EventInput, EventOutput, EventState
+from state.event_driven import EventInput, EventOutput, EventState
 from state.protocol import CheckpointMsg
 from state.roles import Team
 
@@ -108,7 +108,7 @@ def build(
     g.add_node("publish", events.publisher(kit, overrides))
     g.add_node("dispatch", events.dispatcher(kit, overrides, handle="handle", finish="report"),
                destinations=("handle", "report"))
-    g.add_node("handle", events.subscriber(kit, overrides), input_schema=Delivery, retry_policy=MODEL_RETRY,
+    g.add_node("handle", events.subscriber(kit, overrides), retry_policy=MODEL_RETRY,
                error_handler=events.delivery_failed(attempts=MODEL_RETRY.max_attempts))
     g.add_node("report", reporter())
     g.add_edge(START, "publish")

@@ -30,7 +30,7 @@ from nodes.models import MODEL_RETRY, Models
 from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
-from state.team import Escalation, ReviewOrder, TeamInput, TeamOutput, TeamState, WorkOrder
+from state.team import TeamInput, TeamOutput, TeamState
 
 
 def build(
@@ -66,13 +66,12 @@ def build(
                destinations=("work", "review", "authorize", "escalate", "replan", "check"))
     g.add_node("replan", replanner.replanner(kit, overrides), retry_policy=MODEL_RETRY, timeout=node_timeout,
                destinations=("plan_gate", "dispatch"))
-    g.add_node("authorize", supervisor.authorizer(work="work", back="dispatch"), input_schema=WorkOrder,
-               destinations=("work", "dispatch"))
-    g.add_node("escalate", supervisor.escalator(kit), input_schema=Escalation, destinations=("dispatch",))
+    g.add_node("authorize", supervisor.authorizer(work="work", back="dispatch"), destinations=("work", "dispatch"))
+    g.add_node("escalate", supervisor.escalator(kit), destinations=("dispatch",))
     g.add_node("work", worker.worker(kit, reviewer=found.reviewer if found and found.reviewer else reviewer.NAME,
                                      reports=True, shared=True),
-               input_schema=WorkOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
-    g.add_node("review", reviewer.reviewer(kit, by=supervisor.review_role(kit), flags=True), input_schema=ReviewOrder,
+               retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("review", reviewer.reviewer(kit, by=supervisor.review_role(kit), flags=True),
                retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("check", checks.checker(kit, overrides), destinations=("dispatch", "approve"))
     g.add_node("approve", approval.approval_gate(approved="synthesize", reopen=supervisor.reopener),

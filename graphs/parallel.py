@@ -33,7 +33,7 @@ from state.budget import Budget
 from state.context import RunContext
 from state.parallel import ParallelState
 from state.roles import Team
-from state.team import ReviewOrder, TeamInput, TeamOutput, WorkOrder
+from state.team import TeamInput, TeamOutput
 
 ATTEMPTS = MODEL_RETRY.max_attempts
 
@@ -68,9 +68,9 @@ def build(
     g.add_node("split", fanout.splitter(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("dispatch", fanout.dispatcher(kit, overrides, work="work", review="review", finish="synthesize"),
                destinations=("work", "review", "synthesize"))
-    g.add_node("work", worker.worker(kit), input_schema=WorkOrder, retry_policy=MODEL_RETRY,
+    g.add_node("work", worker.worker(kit), retry_policy=MODEL_RETRY,
                error_handler=fanout.branch_failed(agent=None, attempts=ATTEMPTS, then="dispatch"))
-    g.add_node("review", reviewer.reviewer(kit), input_schema=ReviewOrder, retry_policy=MODEL_RETRY,
+    g.add_node("review", reviewer.reviewer(kit), retry_policy=MODEL_RETRY,
                error_handler=fanout.branch_failed(agent=reviewer.NAME, attempts=ATTEMPTS, then="dispatch"))
     g.add_node("synthesize", synthesizer.synthesizer(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "split")

@@ -38,7 +38,6 @@ from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.router import RouterInput, RouterOutput, RouterState
-from state.team import WorkOrder
 
 
 def build(
@@ -72,7 +71,7 @@ def build(
     g = StateGraph(RouterState, context_schema=RunContext, input_schema=RouterInput, output_schema=RouterOutput)
     g.add_node("route", route, retry_policy=MODEL_RETRY, timeout=node_timeout, error_handler=route_failed,
                destinations=("specialist", "merge", "escalate"))
-    g.add_node("specialist", worker.worker(kit, lead="router", reviewer=None), input_schema=WorkOrder,
+    g.add_node("specialist", worker.worker(kit, lead="router", reviewer=None),
                retry_policy=MODEL_RETRY, timeout=node_timeout, error_handler=desk.specialist_failed("route"))
     g.add_node("merge", merge, retry_policy=MODEL_RETRY, timeout=node_timeout, error_handler=merge_failed)
     g.add_node("escalate", escalate, retry_policy=MODEL_RETRY, timeout=node_timeout, error_handler=escalate_failed,

@@ -32,8 +32,8 @@ from nodes.stages import Stages
 from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
-from state.sequential import CheckOrder, SequentialState
-from state.team import TeamInput, TeamOutput, WorkOrder
+from state.sequential import SequentialState
+from state.team import TeamInput, TeamOutput
 
 
 def build(
@@ -70,9 +70,9 @@ def build(
     g = StateGraph(SequentialState, context_schema=RunContext, input_schema=TeamInput, output_schema=TeamOutput)
     g.add_node("plan", nodes.plan)
     g.add_node("advance", nodes.advance, destinations=("work", "check", "finish"))
-    g.add_node("work", worker.worker(kit, lead="pipeline", reviewer=None), input_schema=WorkOrder,
-               retry_policy=MODEL_RETRY, timeout=node_timeout)
-    g.add_node("check", nodes.check, input_schema=CheckOrder, retry_policy=MODEL_RETRY, timeout=node_timeout)
+    g.add_node("work", worker.worker(kit, lead="pipeline", reviewer=None), retry_policy=MODEL_RETRY,
+               timeout=node_timeout)
+    g.add_node("check", nodes.check, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_node("finish", nodes.finish, retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "plan")
     g.add_edge("plan", "advance")

@@ -34,7 +34,7 @@ from nodes.models import MODEL_RETRY, Models
 from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
-from state.swarm import HelperOrder, SwarmInput, SwarmOutput, SwarmState
+from state.swarm import SwarmInput, SwarmOutput, SwarmState
 
 
 def build(
@@ -66,7 +66,7 @@ def build(
     g.add_node("enter", swarm_nodes.enter(kit, settings))
     g.add_node("peer", peer, retry_policy=MODEL_RETRY, timeout=node_timeout, error_handler=peer_failed,
                destinations=("peer", "helper", END))
-    g.add_node("helper", helper, input_schema=HelperOrder, retry_policy=MODEL_RETRY, timeout=node_timeout,
+    g.add_node("helper", helper, retry_policy=MODEL_RETRY, timeout=node_timeout,
                error_handler=helper_failed)
     g.add_edge(START, "enter")
     g.add_edge("enter", "peer")

@@ -37,7 +37,7 @@ from state.budget import Budget
 from state.context import RunContext
 from state.roles import Team
 from state.team import TeamInput, TeamOutput
-from state.teams import TeamOrder, TeamsSettings, TeamsState
+from state.teams import TeamsSettings, TeamsState
 
 
 def build(
@@ -86,7 +86,7 @@ def build(
                timeout=node_timeout)
     g.add_node("dispatch", orchestrator.dispatcher(kit, overrides, path),
                destinations=("team", "approve", "synthesize"))
-    g.add_node("team", orchestrator.team_runner(kit, subgraph, overrides, path), input_schema=TeamOrder)
+    g.add_node("team", orchestrator.team_runner(kit, subgraph, overrides, path))
     g.add_node("approve", approval.approval_gate(approved="synthesize"), destinations=("synthesize", END))
     g.add_node("synthesize", synthesizer.synthesizer(kit), retry_policy=MODEL_RETRY, timeout=node_timeout)
     g.add_edge(START, "delegate")

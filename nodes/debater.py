@@ -9,7 +9,6 @@ BLOCKER in the journal), never the debate.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from nodes.briefs import prompt
 from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.structured import ask
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.debate import (
     BUILT_IN_JUDGE,
@@ -112,20 +112,21 @@ def shown(name: str, p: PositionRecord) -> dict[str, Any]:
 def debater(kit: Kit) -> Callable[..., Awaitable[dict]]:
     """The argue node: one debater's turn in one round, from its `DebateTurn`."""
 
-    async def argue(state: DebateTurn, runtime: Runtime[RunContext]) -> dict:
-        name, rnd = state["debater"], state["round"]
+    async def argue(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        turn = parse(DebateTurn, state)
+        name, rnd = turn["debater"], turn["round"]
         team = await kit.team_for(runtime)
         role = team.role(name)
-        brief = {"question": state["question"], "round": rnd, "you": name,
-                 "your_position": view(state["own"]) if state["own"] else None,
-                 "others": {n: shown(n, p) for n, p in state["others"].items() if p.get("stance")}}
+        brief = {"question": turn["question"], "round": rnd, "you": name,
+                 "your_position": view(turn["own"]) if turn["own"] else None,
+                 "others": {n: shown(n, p) for n, p in turn["others"].items() if p.get("stance")}}
         instructions = OPENING_INSTRUCTIONS if rnd == 1 else REBUTTAL_INSTRUCTIONS.format(round=rnd)
         system = f"{role.prompt}\n\n{DEBATER_PROMPT}"
         try:
             position = await ask(kit, runtime, Position, name, role, prompt(system, instructions, brief))
         except ValueError as exc:  # a ValidationError or OutputParserException: the answer was garbage
-            return await sat_out(runtime, state, f"its answer was malformed: {_first_line(exc)}")
-        return await _stated(runtime, state, position)
+            return await sat_out(runtime, turn, f"its answer was malformed: {_first_line(exc)}")
+        return await _stated(runtime, turn, position)
 
     return argue
 
@@ -159,9 +160,9 @@ async def sat_out(runtime: Runtime[RunContext], turn: DebateTurn, reason: str) -
     return {"positions": {turn["debater"]: record}}
 
 
-async def debater_failed(state: DebateTurn, error: NodeError, runtime: Runtime[RunContext]) -> dict:
+async def debater_failed(state: Payload, error: NodeError, runtime: Runtime[RunContext]) -> dict:
     """The argue node's error handler: a turn that still fails after its retries (or hangs) fails that debater."""
-    return await sat_out(runtime, state, _why(error))
+    return await sat_out(runtime, parse(DebateTurn, state), _why(error))
 
 
 def judge(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dict]]:
@@ -212,8 +213,7 @@ async def conclude(runtime: Runtime[RunContext], state: DebateState, judge_name:
         message = Blocker(sender=judge_name, recipient="user", correlation_id="decision",
                           reason=f"no decision: {failure}")
     result = render(state, record, failure)
-    path = await scope.workspace(runtime) / RESULT_FILE
-    await asyncio.to_thread(path.write_text, result, encoding="utf-8")
+    await scope.write_text(runtime, RESULT_FILE, result)
     await scope.journal(runtime).post(message)
     return {"judgement": record, "result": result, "status": "completed"}
 

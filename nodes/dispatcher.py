@@ -22,6 +22,7 @@ from langgraph.types import Command, Send
 from nodes import scope, spending
 from nodes.kit import Kit
 from nodes.supervisor import NAME, HierarchicalSettings, pending_amendments, settings, topological
+from state.channels import payload
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, Replan, TaskAssign
@@ -60,7 +61,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable
             started = [scope.progress_write(runtime, t.id, TaskStatus.IN_PROGRESS, t.assignee, s.board[t.id].round)
                        for t in s.started]
             await scope.journal(runtime).post(*s.messages, also=started)
-            return Command(goto=s.sends, update=s.update())
+            return Command(goto=[Send(send.node, payload(send.arg)) for send in s.sends], update=s.update())
         s.give_up_stuck()
         return await _to_approval(runtime, s)
 

@@ -16,7 +16,6 @@ a "loop detected" CHECKPOINT naming the event it repeats; the run then goes quie
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from nodes.fanout import why
 from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.structured import ask
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.event_driven import (
     CHAIN_LINKS,
@@ -238,8 +238,9 @@ def _round_note(rnd: int, now: Mapping[str, InFlight], pending: Mapping[str, Eve
 def subscriber(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitable[dict]]:
     """The handle node: one subscriber reacts to one event; its work goes to an artifact, its events to the broker."""
 
-    async def handle(state: Delivery, runtime: Runtime[RunContext]) -> dict:
-        ev, name = state["event"], state["subscriber"]
+    async def handle(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        delivery = parse(Delivery, state)
+        ev, name = delivery["event"], delivery["subscriber"]
         team = await kit.team_for(runtime)
         r = routing(kit, team, overrides)
         role = team.role(name)
@@ -250,22 +251,20 @@ def subscriber(kit: Kit, overrides: Mapping[str, Any]) -> Callable[..., Awaitabl
                                   prompt(f"{role.prompt}\n\n{HANDLER_PROMPT}", HANDLER_INSTRUCTIONS, brief))
         except ValueError as exc:  # a ValidationError or OutputParserException: the answer was garbage
             first = (str(exc).splitlines() or ["(no message)"])[0][:200]
-            return await failed_report(runtime, state, f"its answer was malformed: {first}")
+            return await failed_report(runtime, delivery, f"its answer was malformed: {first}")
         path = f"events/{ev['id']}-{name}.md"
         text = (f"# {ev['topic']}#{ev['seq']} ({ev['id']}) handled by {name}\n\n"
                 f"{reaction.summary}\n\n{reaction.details}\n")
-        target = await scope.workspace(runtime) / path
-        await asyncio.to_thread(target.parent.mkdir, exist_ok=True)
-        await asyncio.to_thread(target.write_text, text, encoding="utf-8")
+        await scope.write_text(runtime, path, text)
         raised = ", ".join(p.topic for p in reaction.publish) or "nothing"
         messages: list[AnyMessage] = [
             ArtifactMsg(sender=name, recipient=BROKER, correlation_id=ev["id"], path=path, sha256=sha256(text),
-                        summary=reaction.summary, round=state["round"]),
+                        summary=reaction.summary, round=delivery["round"]),
             Progress(sender=name, recipient=BROKER, correlation_id=ev["id"], note=f"handled; publishes: {raised}")]
         flagged = screen({"summary": reaction.summary, "work": reaction.details,
                           "events": "\n".join(p.payload for p in reaction.publish)}, f"{name}'s")
         if flagged:
-            messages.append(flag(flagged, recipient=BROKER, correlation_id=ev["id"], rnd=state["round"]))
+            messages.append(flag(flagged, recipient=BROKER, correlation_id=ev["id"], rnd=delivery["round"]))
         await scope.journal(runtime).post(*messages)
         report = Report(event=ev["id"], subscriber=name, ok=True, reason="",
                         publish=[p.model_dump() for p in reaction.publish])
@@ -295,7 +294,7 @@ async def failed_report(runtime: Runtime[RunContext], delivery: Delivery, reason
 def delivery_failed(*, attempts: int) -> Callable[..., Awaitable[dict]]:
     """The handle node's error handler: a handler still failing (or hanging) after its retries fails its delivery."""
 
-    async def failed(state: Delivery, error: NodeError, runtime: Runtime[RunContext]) -> dict:
-        return await failed_report(runtime, state, why(error.error, attempts))
+    async def failed(state: Payload, error: NodeError, runtime: Runtime[RunContext]) -> dict:
+        return await failed_report(runtime, parse(Delivery, state), why(error.error, attempts))
 
     return failed

@@ -26,6 +26,7 @@ from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.models import is_transient
 from nodes.supervisor import NAME, PlanningError, ask_planner
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.loops import loop_detected, signature
 from state.parallel import ParallelSettings, ParallelState, Part, Split
@@ -153,11 +154,11 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
         for t in wave:
             rec = board[t.id]
             if t in reviews and rec.artifact:
-                sends.append(Send(review, ReviewOrder(subtask=t, path=rec.artifact, round=rec.round),
+                sends.append(Send(review, payload(ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)),
                                   timeout=cfg.agent_timeout))
                 continue
             rec = changed[t.id] = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
-            sends.append(Send(work, WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback),
+            sends.append(Send(work, payload(WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback)),
                               timeout=cfg.agent_timeout))
             messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title,
                                        round=rec.round, feedback=rec.feedback,
@@ -201,13 +202,13 @@ def branch_failed(*, agent: str | None, attempts: int, then: str) -> Callable[..
     `agent` names who failed (None: the part's assignee); `attempts` is the node's retry policy's limit.
     """
 
-    async def failed(state: WorkOrder | ReviewOrder, error: NodeError, runtime: Runtime[RunContext]) -> Command:
-        task = state.subtask
+    async def failed(state: Payload, error: NodeError, runtime: Runtime[RunContext]) -> Command:
+        task, rnd = parse(PlannedTask, state["subtask"]), state["round"]  # a WorkOrder's or a ReviewOrder's
         reason = why(error.error, attempts)
         who = agent or task.assignee
         await scope.journal(runtime).post(Progress(sender=who, recipient=NAME, correlation_id=task.id,
                                                    note=f"failed: {reason}"))
-        await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, state.round)
+        await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, rnd)
         record = {"status": TaskStatus.FAILED, "reason": reason}
         return Command(update={"board": {task.id: record}}, goto=then)
 

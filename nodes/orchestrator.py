@@ -31,6 +31,7 @@ from nodes.plan_repair import ask_for_draft
 from nodes.supervisor import PlanningError
 from nodes.synthesizer import RESULT_FILE
 from nodes.teams import load_team
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import ArtifactMsg, Blocker, CheckpointMsg, Replan, TaskAssign
@@ -167,7 +168,7 @@ def dispatcher(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Ca
                 sender=label(path), recipient=label((*path, t.id), "supervisor"),
                 correlation_id="/".join((*path, t.id)), title=t.description, round=1,
                 reason=f"the orchestrator's brief for sub-team {t.id}") for t in ready))
-            return Command(goto=[Send("team", TeamOrder(assignment=t)) for t in ready],
+            return Command(goto=[Send("team", payload(TeamOrder(assignment=t))) for t in ready],
                            update={"board": {t.id: TaskRecord(status=TaskStatus.IN_PROGRESS, round=1) for t in ready}})
         if not all(r.status in TERMINAL for r in board.values()):
             raise RuntimeError(f"no team can progress: {({k: v.status.value for k, v in board.items()})}")
@@ -185,8 +186,8 @@ def team_runner(kit: Kit, subgraph: SubgraphFactory, overrides: dict[str, Any],
                 path: tuple[str, ...]) -> Callable[..., Awaitable[dict]]:
     """The team node: runs one sub-team as a checkpointed subgraph; its report becomes the board's hand-off."""
 
-    async def run_team(order: TeamOrder, runtime: Runtime[RunContext]) -> dict:
-        t = order["assignment"]
+    async def run_team(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        t = parse(TeamOrder, state)["assignment"]
         team = await kit.team_for(runtime)
         teams = await asyncio.to_thread(subteams, team, kit.settings(team, "teams", TeamsSettings, overrides), path)
         folder = await scope.workspace(runtime) / t.id

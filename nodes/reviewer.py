@@ -13,6 +13,7 @@ from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.spending import BudgetSpent
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
@@ -41,34 +42,35 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
     names sends the artifact back first in line and reaches the lead as a "critical" request (preemption).
     """
 
-    async def review(state: ReviewOrder, runtime: Runtime[RunContext]) -> dict:
-        ctx, task = scope.settings(runtime), state.subtask
+    async def review(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        order = parse(ReviewOrder, state)
+        ctx, task = scope.settings(runtime), order.subtask
         role = by(await kit.team_for(runtime)) if by else None
         name = role.name if role else NAME
         try:
-            path = await scope.workspace(runtime) / state.path
+            path = await scope.workspace(runtime) / order.path
             artifact = await asyncio.to_thread(path.read_text, encoding="utf-8")
         except OSError as exc:
-            return await _fail(runtime, state, f"cannot read artifact {state.path}: {exc.strerror}", name)
-        brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": state.path,
-                 "round": state.round, "artifact": fence(artifact, f"{task.assignee}, {state.path}")}
+            return await _fail(runtime, order, f"cannot read artifact {order.path}: {exc.strerror}", name)
+        brief = {"subtask": task.title, "acceptance_criteria": task.acceptance_criteria, "path": order.path,
+                 "round": order.round, "artifact": fence(artifact, f"{task.assignee}, {order.path}")}
         if found := suspicions(artifact):
             brief["flagged"] = FLAGGED.format(", ".join(found))
         try:
             chat = await kit.model("reviewer", runtime, agent=name, role=role, attempt=scope.attempt(runtime),
                                    task=task.id)
         except BudgetSpent as exc:
-            return await _fail(runtime, state, str(exc), name)
+            return await _fail(runtime, order, str(exc), name)
         model = chat.with_structured_output(ReviewVerdict)
         system = f"{role.prompt}\n\n{REVIEWER_PROMPT}" if role else REVIEWER_PROMPT
         try:
             answer = await model.ainvoke(prompt(system, REVIEW_INSTRUCTIONS, brief))
             verdict = ReviewVerdict.model_validate(answer)
         except (ValidationError, OutputParserException) as exc:
-            return await _fail(runtime, state, f"the {name}'s answer was malformed: {str(exc).splitlines()[0]}", name)
+            return await _fail(runtime, order, f"the {name}'s answer was malformed: {str(exc).splitlines()[0]}", name)
         critical = verdict.critical.strip() if flags else ""
         result = ReviewResult(sender=name, recipient=task.assignee, correlation_id=task.id,
-                              approved=verdict.approved and not critical, round=state.round,
+                              approved=verdict.approved and not critical, round=order.round,
                               unmet_criteria=verdict.unmet_criteria,
                               feedback=f"CRITICAL: {critical}. {verdict.feedback}" if critical else verdict.feedback)
         patch: dict[str, object]
@@ -76,12 +78,12 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
             patch = {"status": TaskStatus.ASSIGNED, "feedback": [f"CRITICAL: {critical}", *verdict.unmet_criteria]}
         elif verdict.approved:
             patch = {"status": TaskStatus.DONE}
-        elif state.round < ctx.max_review_rounds:
+        elif order.round < ctx.max_review_rounds:
             patch = {"status": TaskStatus.ASSIGNED, "feedback": verdict.unmet_criteria or [verdict.feedback]}
         else:
-            reason = f"still unresolved after {state.round} rounds: {verdict.feedback}"
+            reason = f"still unresolved after {order.round} rounds: {verdict.feedback}"
             patch = {"status": TaskStatus.FAILED, "reason": reason}
-        progress = scope.progress_write(runtime, task.id, str(patch["status"]), task.assignee, state.round)
+        progress = scope.progress_write(runtime, task.id, str(patch["status"]), task.assignee, order.round)
         await scope.journal(runtime).post(result, also=[progress])
         if critical:
             return {"board": {task.id: patch},

@@ -29,6 +29,7 @@ from nodes import scope
 from nodes.briefs import prompt
 from nodes.guard import fenced
 from nodes.kit import Kit
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.loops import loop_detected
 from state.plan import PlannedTask, TaskRecord, TaskStatus
@@ -217,7 +218,7 @@ async def _dispatch(runtime: Runtime[RunContext], team: Team, task: str, hops: l
             description=f"Answer the request as the {role.name} specialist. The request: {task}\nYou have it "
                         f"({h['kind']}, confidence {h['confidence']:.2f}) because: {h['reason']}",
             acceptance_criteria=ANSWER_CRITERIA)
-        sends.append(Send(specialist, WorkOrder(subtask=subtask, round=1, inputs=inputs)))
+        sends.append(Send(specialist, payload(WorkOrder(subtask=subtask, round=1, inputs=inputs))))
         messages.append(TaskAssign(sender=NAME, recipient=role.name, correlation_id=h["id"], round=1,
                                    title=f"{h['kind']} ({h['confidence']:.2f}): {h['reason']}",
                                    reason=f"{h['kind']} route, confidence {h['confidence']:.2f}: {h['reason']}"))
@@ -231,11 +232,12 @@ def specialist_failed(route: str) -> Callable[..., Awaitable[Command]]:
 
     An error handler's writes do not follow the failed node's edges, so it goes on to `route` itself."""
 
-    async def failed(state: WorkOrder, error: NodeError, runtime: Runtime[RunContext]) -> Command:
-        task, reason = state.subtask, failure_of(error)
+    async def failed(state: Payload, error: NodeError, runtime: Runtime[RunContext]) -> Command:
+        order = parse(WorkOrder, state)
+        task, reason = order.subtask, failure_of(error)
         await scope.journal(runtime).post(Progress(sender=task.assignee, recipient=NAME, correlation_id=task.id,
                                                    note=f"failed: {reason}"))
-        record = TaskRecord(status=TaskStatus.FAILED, round=state.round, reason=reason)
+        record = TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)
         return Command(goto=route, update={"board": {task.id: record}})
 
     return failed
@@ -363,8 +365,7 @@ async def finish(state: RouterState, runtime: Runtime[RunContext]) -> dict:
         result = answer or "No answer: no specialist could answer this request."
         who = " + ".join(f"{h['route']} ({h['confidence']:.2f})" for h in answered) or "nobody"
         who += f"; {decision.by} approved the draft" if decision else ""
-    path = await scope.workspace(runtime) / ANSWER_FILE
-    await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
+    await scope.write_text(runtime, ANSWER_FILE, result + "\n")
     await scope.journal(runtime).post(CheckpointMsg(sender=NAME, recipient="user", correlation_id="result",
                                                     label="completed", note=f"answered by {who} ({ANSWER_FILE})"))
     return {"result": result, "status": "completed"}

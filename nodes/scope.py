@@ -21,6 +21,7 @@ from tools import context_store
 from tools.context_store import record_progress
 from tools.journal import Journal, Write
 from tools.resources import hold
+from tools.workspace import workspace_config, write_file
 
 UNSAVED = "unsaved"
 """Thread name used when a graph runs without a checkpointer (no thread id)."""
@@ -43,7 +44,9 @@ def journal(runtime: Runtime[RunContext]) -> Journal:
 
 async def workspace(runtime: Runtime[RunContext]) -> Path:
     """The run's workspace folder, created off the event loop (async nodes must not block); once per process."""
-    root = Path(settings(runtime).workspace_root).absolute() / thread_of(runtime)
+    root = Path(settings(runtime).workspace_root) / thread_of(runtime)
+    if not root.is_absolute():  # made absolute off the loop: that reads the working folder (the dev server refuses it)
+        root = await asyncio.to_thread(root.absolute)
     if root not in _made:  # only the first calls of a run (those before the folder exists) ask
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         _made.add(root)
@@ -60,6 +63,13 @@ async def read_text(path: Path) -> str:
         return await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
     except OSError:
         return ""
+
+
+async def write_text(runtime: Runtime[RunContext], path: str, text: str) -> None:
+    """Write the run's workspace file `path` (relative to the workspace), off the event loop, through the one door
+    workers use too: confined to the workspace, and kept in the run's store (the folder is a view of it)."""
+    config = workspace_config(await workspace(runtime), get_config())
+    await asyncio.to_thread(write_file, path, text, config)
 
 
 def node_of() -> str | None:

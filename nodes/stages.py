@@ -24,6 +24,7 @@ from nodes import reviewer, scope, synthesizer
 from nodes.briefs import prompt
 from nodes.guard import fenced
 from nodes.kit import Kit
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.loops import loop_detected, signature
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
@@ -90,7 +91,8 @@ class Stages:
                 else:
                     rec = rec.model_copy(update={"status": TaskStatus.IN_PROGRESS, "round": rec.round + 1})
                     inputs = [_handoff(plan.get(d), board[d]) for d in t.depends_on]
-                    goto = Send("work", WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback, inputs=inputs))
+                    goto = Send("work", payload(WorkOrder(subtask=t, round=rec.round, feedback=rec.feedback,
+                                                          inputs=inputs)))
                     why = f"stage {plan.tasks.index(t) + 1} of {len(plan.tasks)} of the pipeline" + (
                         f"; round {rec.round}: sent back by its check" if rec.round > 1 else "")
                     messages.append(TaskAssign(sender=NAME, recipient=t.assignee, correlation_id=t.id,
@@ -104,7 +106,7 @@ class Stages:
                     order = CheckOrder(checker=t, target=target_task, path=board[target_task.id].artifact or "",
                                        round=state.get("check_rounds", {}).get(t.id, 0) + 1,
                                        last_verdict=state.get("verdicts", {}).get(t.id, ""))
-                    goto = Send("check", order)
+                    goto = Send("check", payload(order))
             elif rec.status == TaskStatus.IN_PROGRESS:
                 raise RuntimeError(f"stage {t.id} is still in progress: its work was never recorded")
             if rec != board[t.id]:
@@ -115,12 +117,13 @@ class Stages:
         await scope.journal(runtime).post(*messages)
         return Command(goto=goto, update={"board": changed})
 
-    async def check(self, state: CheckOrder, runtime: Runtime[RunContext]) -> dict:
+    async def check(self, state: Payload, runtime: Runtime[RunContext]) -> dict:
         """The checking stage's verdict: pass, send the earlier stage back with the findings, or flag them."""
-        checker, target, rnd = state["checker"], state["target"], state["round"]
+        order = parse(CheckOrder, state)
+        checker, target, rnd = order["checker"], order["target"], order["round"]
         team = await self.kit.team_for(runtime)
         line = self.pipeline(team)
-        verdict, why = await self._verdict(team.role(checker.assignee), state, runtime)
+        verdict, why = await self._verdict(team.role(checker.assignee), order, runtime)
         await scope.journal(runtime).post(
             ReviewResult(sender=checker.assignee, recipient=target.assignee, correlation_id=target.id,
                          approved=verdict.passed, round=rnd, unmet_criteria=verdict.findings,
@@ -128,7 +131,7 @@ class Stages:
         board: dict[str, Any] = {checker.id: {"status": TaskStatus.DONE}}
         findings = verdict.findings or [verdict.summary]
         sig = "" if why or verdict.passed else signature(sorted(findings))
-        repeated = line.stop_on_repeat and bool(sig) and sig == state.get("last_verdict")
+        repeated = line.stop_on_repeat and bool(sig) and sig == order["last_verdict"]
         if why:  # no usable verdict: the work goes on unchecked, and the result says so
             board[target.id] = {"feedback": [why], "reason": f"not checked by {checker.assignee}"}
         elif not verdict.passed and rnd < line.max_rounds and not repeated:
@@ -192,8 +195,7 @@ class Stages:
         chat = await self.kit.model("synthesizer", runtime, agent=synthesizer.NAME, attempt=scope.attempt(runtime))
         reply = await chat.ainvoke(prompt(synthesizer.SYNTHESIZER_PROMPT, synthesizer.SYNTHESIS_INSTRUCTIONS, brief))
         result = reply.text.strip() + "\n\n" + "\n".join([FLAGGED_HEADING, "", *(flagged or ["- nothing"])])
-        path = await scope.workspace(runtime) / synthesizer.RESULT_FILE
-        await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
+        await scope.write_text(runtime, synthesizer.RESULT_FILE, result + "\n")
         await scope.journal(runtime).post(
             CheckpointMsg(sender=synthesizer.NAME, recipient="user", correlation_id="result", label="completed",
                           note=f"report in {synthesizer.RESULT_FILE}; {len(flagged)} stage(s) still flagged"))

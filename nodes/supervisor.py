@@ -30,6 +30,7 @@ from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.models import ModelSpecError, check_spec
 from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.plan import Plan, PlanDraft, PlannedTask, Subtask, TaskRecord, TaskStatus
 from state.protocol import Blocker, CheckpointMsg, Replan, TaskAssign
@@ -293,8 +294,9 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
     """The per-task approval gate: the run stops (`interrupt`) until a person answers with a `Decision`;
     approved, the subtask goes on to `work`; rejected, it is BLOCKED with the reason and the run goes `back`."""
 
-    async def authorize(state: WorkOrder, runtime: Runtime[RunContext]) -> Command:
-        t = state.subtask
+    async def authorize(state: Payload, runtime: Runtime[RunContext]) -> Command:
+        order = parse(WorkOrder, state)
+        t = order.subtask
         shown: dict[str, Any] = {
             "kind": "authorize", "question": f"Approve {t.id} for {t.assignee} before it runs (it may book or pay)?",
             "tasks": [{"id": t.id, "title": t.title, "assignee": t.assignee, "status": "waiting"}],
@@ -307,14 +309,14 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
                                 note=decision.comment)
         if decision.approved:
             await scope.journal(runtime).post(verdict, TaskAssign(
-                sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title, round=state.round,
+                sender=NAME, recipient=t.assignee, correlation_id=t.id, title=t.title, round=order.round,
                 reason=f"approved by {decision.by} before it started"))
             return Command(goto=Send(work, state))
         reason = f"rejected by {decision.by}" + (f": {decision.comment}" if decision.comment else "")
         await scope.journal(runtime).post(verdict, Blocker(sender=NAME, recipient=t.assignee, correlation_id=t.id,
                                                            reason=reason))
-        await scope.progress(runtime, t.id, TaskStatus.BLOCKED, t.assignee, state.round)
-        patch = {"status": TaskStatus.BLOCKED, "reason": reason, "round": state.round - 1}  # no round was worked
+        await scope.progress(runtime, t.id, TaskStatus.BLOCKED, t.assignee, order.round)
+        patch = {"status": TaskStatus.BLOCKED, "reason": reason, "round": order.round - 1}  # no round was worked
         return Command(goto=back, update={"board": {t.id: patch}})
 
     return authorize
@@ -343,7 +345,8 @@ def escalator(kit: Kit) -> Callable[..., Awaitable[Command]]:
     Approved: it is retried (with `edit`: its fields changed first); rejected: it is skipped for good.
     """
 
-    async def escalate(order: Escalation, runtime: Runtime[RunContext]) -> Command:
+    async def escalate(state: Payload, runtime: Runtime[RunContext]) -> Command:
+        order = parse(Escalation, state)
         t, team = order.subtask, await kit.team_for(runtime)
         editable = t.model_dump(include={"title", "description", "capability", "acceptance_criteria", "assignee"})
         shown: dict[str, Any] = {

@@ -34,6 +34,7 @@ from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.router import failure_of
 from nodes.worker import agent_turn, call_tool
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.loops import earlier, loop_detected, signature
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Progress, TaskAssign
@@ -295,7 +296,8 @@ def helper(kit: Kit, overrides: Mapping[str, Any], *, me: str
            ) -> tuple[Callable[..., Awaitable[dict]], Callable[..., Awaitable[Command]]]:
     """A peer handed a part of the work in parallel: it does it and gives its result back (it does not hand on)."""
 
-    async def run(order: HelperOrder, runtime: Runtime[RunContext]) -> dict:
+    async def run(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        order = parse(HelperOrder, state)
         team = await kit.team_for(runtime)
         swarm = swarm_for(kit, team, overrides)
         frame = Frame(agent=order["agent"], request=order["request"], caller=order["caller"], kept=[], results=[])
@@ -315,7 +317,8 @@ def helper(kit: Kit, overrides: Mapping[str, Any], *, me: str
         return {"returns": [PeerResult(agent=order["agent"], result=result, files=list(move.files),
                                        ok=not result.startswith("failed:"))]}
 
-    async def failed(order: HelperOrder, error: NodeError, runtime: Runtime[RunContext]) -> Command:
+    async def failed(state: Payload, error: NodeError, runtime: Runtime[RunContext]) -> Command:
+        order = parse(HelperOrder, state)
         reason = failure_of(error)
         await scope.journal(runtime).post(Blocker(sender=order["agent"], recipient=order["caller"],
                                                   correlation_id=f"turn-{order['turn']}", reason=f"failed: {reason}"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from langgraph.runtime import Runtime
@@ -13,7 +12,7 @@ from nodes.guard import fenced
 from nodes.kit import Kit
 from state.context import RunContext
 from state.protocol import CheckpointMsg
-from state.team import TeamState
+from state.team import WorkState
 from state.untrusted import DATA_RULE
 
 NAME = "synthesizer"
@@ -28,7 +27,7 @@ how the parts fit together, and what is still open: every subtask not done, with
 def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
     """The synthesis node: the approved work assembled into the run's result."""
 
-    async def synthesize(state: TeamState, runtime: Runtime[RunContext]) -> dict:
+    async def synthesize(state: WorkState, runtime: Runtime[RunContext]) -> dict:
         plan, board, decision = state["plan"], state["board"], state.get("decision")
         assert plan is not None
         brief = {
@@ -43,8 +42,7 @@ def synthesizer(kit: Kit) -> Callable[..., Awaitable[dict]]:
         model = await kit.model("synthesizer", runtime, agent=NAME, attempt=scope.attempt(runtime))
         reply = await model.ainvoke(prompt(SYNTHESIZER_PROMPT, SYNTHESIS_INSTRUCTIONS, brief))
         result = reply.text.strip()
-        path = await scope.workspace(runtime) / RESULT_FILE
-        await asyncio.to_thread(path.write_text, result + "\n", encoding="utf-8")
+        await scope.write_text(runtime, RESULT_FILE, result + "\n")
         await scope.journal(runtime).post(
             CheckpointMsg(sender=NAME, recipient="user", correlation_id="result", label="completed",
                           note=f"final report written to {RESULT_FILE}")

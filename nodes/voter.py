@@ -28,6 +28,7 @@ from nodes.briefs import prompt, request
 from nodes.guard import flag, screen
 from nodes.kit import Kit
 from nodes.models import is_transient
+from state.channels import Payload, parse
 from state.consensus import (
     Ballot,
     ConsensusSettings,
@@ -98,7 +99,8 @@ def convener(kit: Kit, overrides: Mapping[str, Any], *, vote: str) -> Callable[.
 def voter(kit: Kit) -> Callable[..., Awaitable[dict]]:
     """The vote node: one agent answers the bare question; garbage is a missing vote with its reason."""
 
-    async def vote(order: VoteOrder, runtime: Runtime[RunContext]) -> dict:
+    async def vote(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        order = parse(VoteOrder, state)
         agent, role = order["voter"], (await kit.team_for(runtime)).role(order["role"])
         brief = {"question": order["question"], "voter": agent}
         try:
@@ -131,7 +133,8 @@ def faulty_voter(*, tally: str) -> Callable[..., Awaitable[Command]]:
     Any other error (a bad key, a bug) is not a voter's fault and still fails the run.
     """
 
-    async def no_vote(order: VoteOrder, runtime: Runtime[RunContext], error: NodeError) -> Command:
+    async def no_vote(state: Payload, runtime: Runtime[RunContext], error: NodeError) -> Command:
+        order = parse(VoteOrder, state)
         if not (isinstance(error.error, Exception) and is_transient(error.error)):
             raise error.error
         why = str(error.error).splitlines()[0] if str(error.error) else ""

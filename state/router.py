@@ -2,8 +2,7 @@
 
 The checkpointed state holds the request, the routing decisions (`hops`: one small record per specialist
 asked, at most `max_hops + 2`), the answers' task records, the current answer and the escalation; every
-message of the run goes to the journal. Only plain dicts and classes already allow-listed
-(`state.team.CHECKPOINTED_TYPES`) appear in checkpoints.
+message of the run goes to the journal. Checkpoints hold plain JSON (`state.channels`).
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
-from state.plan import TaskRecord
+from state.channels import JsonReduced, JsonValue
 from state.roles import Team, TeamError
-from state.team import Decision, merge_board
+from state.team import Board, Decision, merge_board
 
 RouterStatus = Literal["answering", "awaiting_approval", "completed", "rejected"]
 HopKind = Literal["routed", "second opinion", "hand-on"]
@@ -64,11 +63,11 @@ class RouterState(TypedDict, total=False):
 
     task: str
     hops: Annotated[list[Hop], operator.add]
-    board: Annotated[dict[str, TaskRecord], merge_board]
+    board: Annotated[Board, JsonReduced(Board, merge_board)]
     answer: str | None
     """The current draft answer (one text, replaced, never appended)."""
     escalation: EscalationRecord | None
-    decision: Decision | None
+    decision: Annotated[Decision | None, JsonValue]
     status: RouterStatus
     result: str | None
 

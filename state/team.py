@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
+from state.channels import JsonReduced, JsonValue
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 
 RunStatus = Literal["planning", "working", "awaiting_approval", "completed", "rejected"]
+Board = dict[str, TaskRecord]
 
 
 def merge_board(
@@ -57,9 +59,10 @@ class Request(BaseModel):
                                    "workspace tool's report); with contract: the contract's key and what differs.")
 
 
-def merge_requests(left: list[Request] | None, right: list[Request]) -> list[Request]:
-    """Requests accumulate until the supervisor takes them (it clears the list with `Overwrite`)."""
-    return [*(left or []), *right]
+def merge_requests(left: list[Request] | None, right: list[Request | dict[str, Any]]) -> list[Request]:
+    """Requests accumulate until the supervisor takes them (it clears the list with `Overwrite`). A request is a
+    dict when a server that does not load our classes read it back from the pending writes of an interrupted step."""
+    return [*(left or []), *(Request.model_validate(r) for r in right)]
 
 
 class Ledger(BaseModel):
@@ -94,17 +97,23 @@ class TeamOutput(TypedDict, total=False):
     board: dict[str, TaskRecord]
 
 
-class TeamState(TypedDict, total=False):
-    """Checkpointed state. Kept small: the growing record of a run lives in the journal."""
+class WorkState(TypedDict, total=False):
+    """The keys of every pattern that works a plan on a board (what the synthesizer reads). The models are
+    checkpointed as JSON (`state.channels`)."""
 
     task: str
-    plan: Plan | None
-    board: Annotated[dict[str, TaskRecord], merge_board]
+    plan: Annotated[Plan | None, JsonValue]
+    board: Annotated[Board, JsonReduced(Board, merge_board)]
     status: RunStatus
-    decision: Decision | None
+    decision: Annotated[Decision | None, JsonValue]
     result: str | None
-    ledger: Ledger
-    requests: Annotated[list[Request], merge_requests]
+
+
+class TeamState(WorkState, total=False):
+    """Checkpointed state. Kept small: the growing record of a run lives in the journal."""
+
+    ledger: Annotated[Ledger, JsonValue]
+    requests: Annotated[list[Request], JsonReduced(list[Request], merge_requests)]
 
 
 class Handoff(BaseModel):
@@ -155,4 +164,5 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     Plan, PlannedTask, TaskRecord, TaskStatus, Decision, WorkOrder, ReviewOrder, Handoff, ReviewVerdict, Ledger,
     Request, Escalation,
 )
-"""Our classes that appear in checkpoints (state values and pending `Send`s): the serializer's allow-list."""
+"""Our classes in what nodes write, and in checkpoints written before those held plain JSON (`state.channels`): the
+serializer's allow-list."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypedDict
 
-from state.plan import Plan, PlannedTask, TaskRecord
-from state.team import Decision, RunStatus, merge_board
+from state.plan import PlannedTask
+from state.team import WorkState
 
 
 class Assignment(BaseModel):
@@ -50,12 +48,5 @@ class TeamOrder(TypedDict):
     assignment: PlannedTask
 
 
-class TeamsState(TypedDict, total=False):
+class TeamsState(WorkState, total=False):
     """Checkpointed state of one level: the assignments as a plan, one board entry per sub-team, the result."""
-
-    task: str
-    plan: Plan | None
-    board: Annotated[dict[str, TaskRecord], merge_board]
-    status: RunStatus
-    decision: Decision | None
-    result: str | None

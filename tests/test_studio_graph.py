@@ -1,25 +1,52 @@
-"""What langgraph.json points Studio at: module-level graphs compiled without a checkpointer."""
+"""What langgraph.json points Studio at: module-level graphs compiled without a checkpointer, one per pattern and
+per recipe, whose checkpoints any LangGraph server can load (`state.channels`)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.memory import InMemoryStore
+from langgraph.types import Command, Send
 
-from graphs.registry import PATTERNS
+from graphs.registry import PATTERNS, builder
+from graphs.runtime import recipes, serializer
+from nodes.teams import BUILT_IN
+from state.context import RunContext
 
 ROOT = Path(__file__).resolve().parents[1]
+GRAPHS: dict[str, str] = json.loads((ROOT / "langgraph.json").read_text())["graphs"]
+
+
+def load(name: str) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The graph langgraph.json names `name`, imported as the server imports it."""
+    path, _, attr = GRAPHS[name].partition(":")
+    graph: CompiledStateGraph[Any, Any, Any, Any] = getattr(
+        importlib.import_module(Path(path).with_suffix("").as_posix().lstrip("./").replace("/", ".")), attr)
+    return graph
+
+
+def plain(value: Any) -> bool:
+    """JSON only (a pending `Send` carrying JSON): what a server that loads none of our classes reads back as it is."""
+    if isinstance(value, Send):
+        return plain(value.arg)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(plain(v) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
 
 
 def test_langgraph_json_graphs_load_without_their_own_checkpointer() -> None:
-    config = json.loads((ROOT / "langgraph.json").read_text())
-    assert config["graphs"], "no graphs declared"
-    for name, ref in config["graphs"].items():
-        path, _, attr = ref.partition(":")
-        module = importlib.import_module(Path(path).with_suffix("").as_posix().lstrip("./").replace("/", "."))
-        graph = getattr(module, attr)
+    assert GRAPHS, "no graphs declared"
+    for name in GRAPHS:
+        graph = load(name)
         assert graph.name == name
         assert graph.checkpointer is None, "langgraph dev refuses graphs that bring their own checkpointer"
 
@@ -34,15 +61,45 @@ def test_every_route_of_the_hierarchical_graph_is_drawn() -> None:
         assert edge in mermaid
 
 
-def test_studio_serves_every_pattern() -> None:
-    assert list(json.loads((ROOT / "langgraph.json").read_text())["graphs"]) == list(PATTERNS)
+def test_studio_serves_every_pattern_and_every_recipe() -> None:
+    shipped = [name for name in recipes() if (BUILT_IN / f"{name}.yaml").is_file()]
+    assert list(GRAPHS) == [*PATTERNS, *shipped]
 
 
-@pytest.mark.parametrize("pattern", list(PATTERNS))
-def test_studio_gets_the_narrow_input_and_output_schemas(pattern: str) -> None:
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_studio_gets_the_narrow_input_and_output_schemas(name: str) -> None:
     """What Studio's input form is built from: a task in; status, result and the pattern's own record out."""
-    graph = importlib.import_module(f"graphs.{pattern}").graph
+    graph = load(name)
     schema = graph.get_input_jsonschema()
     assert schema["required"] == ["task"] and list(schema["properties"]) == ["task"]
     out = set(graph.get_output_jsonschema()["properties"])
     assert {"status", "result"} < out and len(out) <= 4, out
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_the_state_studio_shows_has_exactly_the_keys_of_the_state_schema(name: str) -> None:
+    """The server shows a graph's channels as its state; a node's input schema would add its fields to them."""
+    graph = load(name)
+    schema = graph.builder.state_schema
+    assert set(graph.stream_channels_list) == schema.__required_keys__ | schema.__optional_keys__
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_checkpoints_hold_plain_json_from_the_start_through_every_gate_to_the_end(pattern: str,
+                                                                                  tmp_path: Path) -> None:
+    """Read with a serializer that loads our classes, a checkpoint would show any model it held."""
+    saver = InMemorySaver(serde=serializer())
+    graph = builder(pattern)().compile(checkpointer=saver, store=InMemoryStore())
+    config: Any = {"configurable": {"thread_id": "plain"}}
+    ctx = RunContext(workspace_root=str(tmp_path))
+
+    async def run() -> dict[str, Any]:
+        out = await graph.ainvoke({"task": "Build a REST API for todo management"}, config, context=ctx)
+        while "__interrupt__" in out:
+            out = await graph.ainvoke(Command(resume={"approved": True}), config, context=ctx)
+        return dict(out)
+
+    assert asyncio.run(run())["status"] == "completed"
+    checkpoints = list(saver.list(config))
+    assert len(checkpoints) > 3
+    assert [c.checkpoint["id"] for c in checkpoints if not plain(c.checkpoint["channel_values"])] == []

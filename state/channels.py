@@ -1,0 +1,66 @@
+"""What a checkpoint holds: plain JSON, so that any LangGraph server loads it.
+
+`langgraph dev` (langgraph-api 0.16) loads from a checkpoint only the types its own serializer allows:
+it warns about any other class ("Deserializing unregistered type") and, with `LANGGRAPH_STRICT_MSGPACK=true`,
+hands back a dict instead. It cannot be told ours: it reads no msgpack allow-list from langgraph.json, and the
+allow-list `compile()` derives from the state schemas is dropped when the server copies the graph to attach its
+checkpointer. So state keys that hold pydantic values use these channels (the models in memory, JSON in the
+checkpoint, the models again when a checkpoint is loaded), and a `Send` carries plain JSON (`payload(...)`),
+which the node it starts reads back with `parse(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, Self, TypeVar
+
+from langgraph.channels import BinaryOperatorAggregate, LastValue
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+
+T = TypeVar("T")
+Payload = Mapping[str, Any]
+"""A `Send`'s argument as checkpointed: plain JSON. A node started by a `Send` takes one as its `state` and
+`parse`s it; typed so, it adds no keys to the graph's state (LangGraph adds those of a node's input schema)."""
+
+
+_adapter: Callable[[Any], TypeAdapter[Any]] = cache(TypeAdapter)
+"""A type's pydantic adapter, made once (a TypedDict's takes a while)."""
+
+
+class JsonValue(LastValue[T]):
+    """`LastValue` checkpointed as JSON: `plan: Annotated[Plan | None, JsonValue]`."""
+
+    def checkpoint(self) -> Any:
+        return _adapter(self.typ).dump_python(self.value, mode="json") if self.is_available() else super().checkpoint()
+
+    def from_checkpoint(self, checkpoint: Any) -> Self:
+        channel = super().from_checkpoint(checkpoint)
+        if channel.is_available():
+            channel.value = _adapter(self.typ).validate_python(channel.value)
+        return channel
+
+
+class JsonReduced(BinaryOperatorAggregate[T]):
+    """A reducer's channel checkpointed as JSON: `board: Annotated[Board, JsonReduced(Board, merge_board)]`."""
+
+    def checkpoint(self) -> Any:
+        return _adapter(self.typ).dump_python(self.value, mode="json") if self.is_available() else super().checkpoint()
+
+    def from_checkpoint(self, checkpoint: Any) -> Self:
+        channel = super().from_checkpoint(checkpoint)
+        if channel.is_available():
+            channel.value = _adapter(self.typ).validate_python(channel.value)
+        return channel
+
+
+def payload(value: Any) -> Any:
+    """A `Send`'s argument as plain JSON (models and enums dumped): pending sends are checkpointed."""
+    return to_jsonable_python(value)
+
+
+def parse(schema: type[T], value: Any) -> T:
+    """A node's `Send` argument as `schema` (a pydantic model or TypedDict); a value already parsed passes."""
+    parsed: T = _adapter(schema).validate_python(value)
+    return parsed
