@@ -30,6 +30,7 @@ from state.budget import Budget, Call
 from state.context import RunContext
 from state.roles import MODEL_ROLES, ModelRole, Role, Team, TeamError, mcp_server_of
 from state.urls import refuse_credential
+from tools.a2a_client import a2a_missing
 from tools.mcp import mcp_tools
 from tools.usage import Meter
 from tools.workspace import WORKSPACE_TOOLS
@@ -48,6 +49,10 @@ Tools = Sequence[BaseTool | Callable[..., Any]] | None
 Agents = Mapping[str, Runnable[Any, Any]] | Sequence[Runnable[Any, Any]] | None
 """What callers pass as `agents=`: compiled graphs (or any runnable taking {'messages': [...]}) by role name, or a
 list of compiled graphs whose names (`create_agent(..., name='researcher')`) are role names."""
+
+
+NOT_WORKERS = ("swarm", "debate", "consensus", "event_driven")
+"""Patterns whose roles are not workers (their own nodes play them), so a role there cannot be a remote agent."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,15 @@ class Kit:
                                     f"{role.name!r}; known: {known} (pass your own with tools=)")
             if role.model:
                 _check(role.model, team.where("roles", i, "model"))
+            if role.a2a and (missing := a2a_missing()):
+                raise TeamError(f"{team.where('roles', i, 'a2a')}: role {role.name!r} is a remote A2A agent: {missing}")
+            if role.a2a and self.pattern in NOT_WORKERS:
+                raise TeamError(f"{team.where('roles', i, 'a2a')}: role {role.name!r} is a remote A2A agent, but "
+                                f"{self.pattern} roles are not workers: remote roles work in hierarchical, teams, "
+                                "parallel, sequential and router runs")
+            if role.a2a and role.name in self.agents:
+                raise TeamError(f"agents[{role.name!r}]: role {role.name!r} is the A2A agent at its a2a URL; give it "
+                                "an agent or a URL, not both")
         agent_names = {r.name for r in team.roles} | set(BUILT_IN_AGENTS)
         for key in self.models:
             if key not in {*MODEL_ROLES, *agent_names, "*"}:

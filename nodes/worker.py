@@ -1,9 +1,9 @@
 """A specialist at work: one subtask, seen through its scoped work order.
 
 A role is served either by troupe's own tool loop (its chat model with the role's tools: workspace
-files, the caller's tools, MCP servers) or by an agent the caller brought (`agents=`): the agent gets
-the same work order as a message, and its final message is its result. Both end the same way: an
-artifact in the workspace, handed to the reviewer.
+files, the caller's tools, MCP servers), by an agent the caller brought (`agents=`), or by a remote A2A
+agent (`Role.a2a`, `nodes.a2a_agent`): such an agent gets the same work order as a message, and its final
+message is its result. All end the same way: an artifact in the workspace, handed to the reviewer.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 
 from nodes import scope, shared_context
+from nodes.a2a_agent import remote_turn
 from nodes.briefs import prompt, request
 from nodes.guard import flag, screen_file
 from nodes.json_tools import JsonTools, text_tool_calls
@@ -29,12 +30,14 @@ from nodes.kit import Kit
 from nodes.models import MODEL_RETRY, is_transient, model_label
 from nodes.schemas import openai_schemas
 from nodes.spending import BudgetSpent
+from state.channels import Payload, parse
 from state.context import RunContext
 from state.plan import PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Progress, ReviewRequest
 from state.roles import Role, Team
 from state.team import Request, WorkOrder
 from state.untrusted import DATA_RULE, fence, neutralize
+from tools.a2a_client import RemoteAgentError
 from tools.context_tools import CONTEXT_TOOLS, MEMORY_TOOL, agent_config
 from tools.mcp import ToolServerError
 from tools.reports import REPORT_TOOLS
@@ -76,20 +79,21 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
     the lead as requests instead of to review. The role's exclusive resources are held while it works.
     """
 
-    async def work(state: WorkOrder, runtime: Runtime[RunContext]) -> dict:
-        task = state.subtask
+    async def work(state: Payload, runtime: Runtime[RunContext]) -> dict:
+        order = parse(WorkOrder, state)
+        task = order.subtask
         team = await kit.team_for(runtime)
         role = team.role(task.assignee)
         journal = scope.journal(runtime)
         await journal.post(Progress(sender=role.name, recipient=lead, correlation_id=task.id,
-                                    note=f"started round {state.round}: {task.title}"))
+                                    note=f"started round {order.round}: {task.title}"))
         root = await scope.workspace(runtime)
         brief = {
             "role": role.name,
             "subtask": task.model_dump(exclude={"assignee", "model"}),
-            "round": state.round,
-            "feedback": state.feedback,
-            "inputs": [h.model_dump() | {"summary": fence(h.summary, f"{h.task_id} summary")} for h in state.inputs],
+            "round": order.round,
+            "feedback": order.feedback,
+            "inputs": [h.model_dump() | {"summary": fence(h.summary, f"{h.task_id} summary")} for h in order.inputs],
             "path": role.artifact_path(task.id, task.capability),
         } | (await shared_context.brief_context(runtime, team, role, task) if shared else {})
         # shared: the context tools know the run, and a write is a commit that merges with parallel writers' edits
@@ -98,38 +102,40 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
         requests: list[Request] = []
         try:
             async with scope.holding(runtime, role.resources, task_id=task.id, agent=role.name, lead=lead):
-                if role.name in kit.agents:
+                if role.a2a:
+                    written, summary, conflicts = await remote_turn(runtime, role, brief, config, lead=lead)
+                elif role.name in kit.agents:
                     written, summary, conflicts = await agent_turn(kit.agents[role.name], role, brief, config)
                 else:
                     written, summary, said, conflicts = await _model_turn(kit, runtime, team, role, task, brief,
                                                                           config, reports=reports, shared=shared,
                                                                           lead=lead)
                     requests = [Request(task_id=task.id, sender=role.name, **r) for r in said]
-        except (ToolFailure, ToolServerError, BudgetSpent, ResourceTimeout) as exc:
-            return await _failed(runtime, role, state, str(exc), lead)
+        except (ToolFailure, ToolServerError, BudgetSpent, ResourceTimeout, RemoteAgentError) as exc:
+            return await _failed(runtime, role, order, str(exc), lead)
         except Exception as exc:
             if not (reports and is_transient(exc) and scope.attempt(runtime) >= MODEL_RETRY.max_attempts):
                 raise  # retried by the node's RetryPolicy, or a bug
             reason = f"the model failed {MODEL_RETRY.max_attempts} times: {type(exc).__name__}: {exc}"
-            return await _failed(runtime, role, state, reason, lead)
+            return await _failed(runtime, role, order, reason, lead)
         if any(r.kind == "complexity" for r in requests):
             big = next(r for r in requests if r.kind == "complexity")
             await journal.post(Blocker(sender=role.name, recipient=lead, correlation_id=task.id,
                                        reason=f"bigger than planned: {big.text}"
                                        + (f" (parts: {'; '.join(big.parts)})" if big.parts else "")))
-            record = TaskRecord(status=TaskStatus.IN_PROGRESS, round=state.round,
+            record = TaskRecord(status=TaskStatus.IN_PROGRESS, round=order.round,
                                 reason=f"bigger than planned: {big.text}")
             return {"board": {task.id: record}, "requests": requests}
         if not written:
             turns = scope.settings(runtime).max_tool_turns
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
-            return await _failed(runtime, role, state, why, lead)
+            return await _failed(runtime, role, order, why, lead)
         artifact = brief["path"] if brief["path"] in written else next(iter(written))
         if shared:
             requests += await shared_context.file_conflicts(runtime, team, role, task, conflicts, lead)
             requests += await shared_context.contract_conflicts(runtime, team, role, task, root / artifact, artifact,
                                                                 lead)
-        return await _delivered(runtime, role, state, artifact, written[artifact], summary, requests,
+        return await _delivered(runtime, role, order, artifact, written[artifact], summary, requests,
                                 reviewer=reviewer, lead=lead, root=root)
 
     return work

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -17,7 +18,7 @@ from state.budget import Budget
 from state.context import MODEL_ROLES as MODEL_ROLES  # re-exported: a role names its model role
 from state.context import ModelRole, ToolCalling
 from state.records import AnyRecord
-from state.urls import refuse_credential
+from state.urls import credential, redact, refuse_credential
 
 WORKSPACE_TOOL_NAMES: tuple[str, ...] = ("write_file", "read_file")
 """Tools every run has: files in the run's workspace."""
@@ -77,6 +78,10 @@ class Role(BaseModel):
         default="ephemeral", description="persistent: it keeps what it learns across runs (`troupe memory ROLE`).")
     resources: list[str] = Field(default_factory=list, description="Exclusive resources it holds while it works "
                                  "(e.g. 'test-suite'): one holder at a time, queued in order.")
+    a2a: str | None = Field(default=None, description="The URL of a remote A2A agent that does this role's "
+                            "subtasks (another framework's or organization's; its card is read from there): it gets "
+                            "the role's prompt and the work order as a message, and its answer is the artifact. The "
+                            "role's model and tools are then unused.")
 
     @field_validator("resources")
     @classmethod
@@ -86,6 +91,23 @@ class Role(BaseModel):
                 raise ValueError(f"resource name {name[:40]!r}: use 1-100 letters, digits, spaces or ._:/- "
                                  "(e.g. 'test-suite')")
         return names
+
+    @field_validator("a2a")
+    @classmethod
+    def _agent_url(cls, url: str | None) -> str | None:
+        """An http(s) URL with a host and no credential (a team is stored with each run and shown)."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is no number, an unclosed '[' of an IPv6 host
+            usable = False
+        if not usable:
+            raise ValueError(f"{url[:80]!r} is not the http(s) URL of an A2A agent, e.g. http://127.0.0.1:8100/")
+        if (what := credential(url)) is not None:
+            raise ValueError(f"the URL {redact(url)} carries a credential ({what}): give the agent's address only")
+        return url
 
     def artifact_path(self, task_id: str, capability: str) -> str:
         """Where its deliverable for a subtask goes; Python files get names they can be imported by."""

@@ -89,7 +89,7 @@ BAD = {
             tool: [read_file]
         """,
         "team.yaml:7: roles[0].tool: unknown field 'tool' (allowed: name, capabilities, prompt, model_role, model,"
-        " model_settings, tools, artifact_suffix, memory, resources)",
+        " model_settings, tools, artifact_suffix, memory, resources, a2a)",
     ),
     "duplicate role": (
         """\
