@@ -26,9 +26,12 @@ test: lint
 
 # Every benchmark, side by side in one run each: tables on stdout, plots in bench/results/ (matplotlib).
 BENCHES := fanout speedup patterns context_scaling storage_growth storage_scaling team_run startup crewai_compare
+# The fan-out runs on PostgreSQL too when a server answers on 127.0.0.1:5432.
 bench: $(BIN)/troupe
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+	@export TROUPE_BENCH_POSTGRES=$$(pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && \
+		echo postgresql://postgres@127.0.0.1:5432/postgres); \
+	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 # Every pattern and recipe on a real LLM served by llama.cpp on this CPU (offline; builds and caches on first use).
 real-model: $(BIN)/troupe

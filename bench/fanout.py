@@ -5,9 +5,10 @@ of n subtasks 2 worker calls and 1 review call; the critical path is 4 calls. Ba
 troupe's shape (a `Send` fan-out of n workers, then one of n reviews) and in the lightest shape it has (one
 fan-out, each worker also reviewing). All checkpoint to SQLite with `durability="sync"`, on a database opened
 before the clock starts. troupe's time is to its approval gate (`Runner.start` returns there). Printed: median
-(min-max) wall over `--repeats`, also as a multiple of the critical path.
+(min-max) wall over `--repeats`, also as a multiple of the critical path. With `--postgres URL` (a server's
+database to connect to first), the same comparison runs again with every side on a new PostgreSQL database there.
 
-    python bench/fanout.py [--sizes 1,10,100,1000] [--repeats 3] [--latency 0.1] [--profile N]
+    python bench/fanout.py [--sizes 1,10,100,1000] [--repeats 3] [--latency 0.1] [--profile N] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import operator
+import os
 import sys
 import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import aiosqlite
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
@@ -62,12 +68,13 @@ def team(n: int, workers: int | None = None) -> Team:
     return load_team("software").model_copy(update={"name": "fanout", "patterns": {"hierarchical": settings}})
 
 
-async def troupe_runs(n: int, latency: float, repeats: int, tmp: str) -> Spread:
-    """`repeats` runs on one open database (opening it is not the run), each to its approval gate."""
+async def troupe_runs(n: int, latency: float, repeats: int, tmp: str, db: str | None = None) -> Spread:
+    """`repeats` runs on one open database (opening it is not the run), each to its approval gate; `db` a
+    PostgreSQL URL, or None for a SQLite file in `tmp`."""
     planner = FlatPlanner(role="planner", n=n, latency=latency)
     ctx = RunContext(workspace_root=f"{tmp}/ws", latency=latency, draft_flaw_rate=0.0, cache=False)
     fanned, count = team(n), iter(range(repeats))
-    async with Runner.open(Path(tmp) / "t.sqlite", models={"planner": planner}) as runner:
+    async with Runner.open(db or Path(tmp) / "t.sqlite", models={"planner": planner}) as runner:
 
         async def one() -> None:
             outcome = await runner.start("hierarchical", "Build the parts", ctx, team=fanned,
@@ -124,9 +131,39 @@ def bare_graph(latency: float, *, fused: bool = False) -> StateGraph[Bare]:
     return g
 
 
-async def bare_runs(n: int, latency: float, repeats: int, tmp: str, *, fused: bool = False) -> Spread:
-    async with aiosqlite.connect(Path(tmp) / f"b{fused}.sqlite") as conn:
-        graph = bare_graph(latency, fused=fused).compile(checkpointer=AsyncSqliteSaver(conn))
+@asynccontextmanager
+async def saver(tmp: str, name: str, db: str | None) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """LangGraph's own checkpointer, set up: on the PostgreSQL database `db`, else a SQLite file in `tmp`."""
+    if db is None:
+        async with aiosqlite.connect(Path(tmp) / f"{name}.sqlite") as conn:
+            yield AsyncSqliteSaver(conn)
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    async with AsyncPostgresSaver.from_conn_string(db) as pg:
+        await pg.setup()
+        yield pg
+
+
+@asynccontextmanager
+async def new_database(server: str) -> AsyncIterator[str]:
+    """A new PostgreSQL database on `server` (a URL of a database there), dropped afterwards."""
+    import psycopg
+
+    name = f"troupe_bench_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(server, autocommit=True) as conn:
+        await conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(server, autocommit=True) as conn:
+            await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def bare_runs(n: int, latency: float, repeats: int, tmp: str, *, fused: bool = False,
+                    db: str | None = None) -> Spread:
+    async with saver(tmp, f"b{fused}", db) as checkpointer:
+        graph = bare_graph(latency, fused=fused).compile(checkpointer=checkpointer)
         count = iter(range(repeats))
 
         async def one() -> None:
@@ -142,6 +179,9 @@ async def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--latency", type=float, default=0.1)
     p.add_argument("--profile", type=int, metavar="N", help="profile one troupe run of N subtasks (pyinstrument)")
+    p.add_argument("--postgres", metavar="URL", default=os.environ.get("TROUPE_BENCH_POSTGRES") or None,
+                   help="also on new databases of this PostgreSQL server, e.g. postgresql://postgres@127.0.0.1:5432/"
+                   "postgres (default: $TROUPE_BENCH_POSTGRES, which `make bench` sets when one runs on 127.0.0.1)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         await bare_runs(1, 0, 1, tmp)  # warm-up: imports and first compilations are not what is measured
@@ -153,15 +193,27 @@ async def main() -> None:
             await troupe_runs(args.profile, args.latency, 1, tmp)
         print(prof.output_text(unicode=False, show_all=False, color=False))
         return
+    await compare(args, None)
+    if args.postgres:
+        await compare(args, args.postgres)
+
+
+async def compare(args: argparse.Namespace, server: str | None) -> None:
+    """The table (and plot) for one kind of database: SQLite files (`server` None), or new databases on the
+    PostgreSQL server `server`."""
     path = CALLS_ON_PATH * args.latency
     names = ("bare LangGraph, one fan-out", "bare LangGraph, troupe's shape", "troupe")
     rows, series = [], {name: ([], []) for name in names}
     for n in map(int, args.sizes.split(",")):
         repeats = max(1, args.repeats if n < 1000 else 1)
         with tempfile.TemporaryDirectory() as tmp:
-            spreads = (await bare_runs(n, args.latency, repeats, tmp, fused=True),
-                       await bare_runs(n, args.latency, repeats, tmp),
-                       await troupe_runs(n, args.latency, repeats, tmp))
+            spreads = []
+            for side in names:
+                async with databases(server) as db:
+                    if side == "troupe":
+                        spreads.append(await troupe_runs(n, args.latency, repeats, tmp, db))
+                    else:
+                        spreads.append(await bare_runs(n, args.latency, repeats, tmp, fused="one" in side, db=db))
         rows.append([n, *(f"{s.show()} = {s.median / path:.2f}x" for s in spreads),
                      f"{spreads[2].median / spreads[1].median:.2f}"])
         for name, spread in zip(names, spreads, strict=True):
@@ -169,10 +221,21 @@ async def main() -> None:
             series[name][1].append(spread.median / path)
         print(f"n={n}: " + ", ".join(f"{name} {s.show()} s" for name, s in zip(names, spreads, strict=True)),
               flush=True)
-    print(f"\nfan-out, {args.latency} s a model call, critical path {path:.1f} s, SQLite sync; {machine()}")
+    kind = "PostgreSQL" if server else "SQLite"
+    print(f"\nfan-out, {args.latency} s a model call, critical path {path:.1f} s, {kind} sync; {machine()}")
     print(table(["n", *(f"{name} (s = x path)" for name in names), "troupe / same shape"], rows))
-    plot("fanout", "Fan-out of n independent subtasks", "subtasks (n)", "wall / critical path", series, logx=True)
+    plot("fanout" + ("_postgres" if server else ""), f"Fan-out of n independent subtasks ({kind})", "subtasks (n)",
+         "wall / critical path", series, logx=True)
 
+
+@asynccontextmanager
+async def databases(server: str | None) -> AsyncIterator[str | None]:
+    """None (a SQLite file of the caller's), or a new database on the PostgreSQL `server`."""
+    if server is None:
+        yield None
+        return
+    async with new_database(server) as db:
+        yield db
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -20,7 +20,8 @@ from graphs.errors import TroupeError
 from graphs.registry import PATTERNS
 from state.context import MODEL_ROLES, MODES, TOOL_CALLING
 
-DB_HELP = "SQLite file for checkpoints, store and cache (default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)"
+DB_HELP = ("the database for checkpoints, store and cache: a SQLite file, or a PostgreSQL URL "
+           "postgresql://USER@HOST/NAME (default: $TROUPE_DB or ~/.local/share/troupe/troupe.sqlite)")
 
 EXIT_CODES: dict[str, int] = {
     "completed": 0,
@@ -36,7 +37,7 @@ retries (resumable); 2 bad input (nothing written); 3 finished, but not everythi
 skipped subtasks, dead letters, a swarm escalation, a rejection); 4 waiting for a person (`troupe approve`); 5 out of
 budget (`troupe resume THREAD --budget-tokens N`); 130 interrupted by Ctrl-C (`troupe resume THREAD`)."""
 
-DRIVING = ("run", "resume", "approve", "amend", "fork")
+DRIVING = ("run", "resume", "approve", "amend", "fork", "serve")
 """Commands that drive a run (and so may trace it)."""
 
 
@@ -77,39 +78,28 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="troupe", description="Durable multi-agent team runs on LangGraph.",
                 epilog="exit codes: 0 completed, 1 failed, 2 bad input, 3 finished with work not done, 4 waiting for "
                 "approval, 5 out of budget, 130 interrupted")
-    p.add_argument("--db", type=Path, default=None, help=DB_HELP)
+    p.add_argument("--db", type=_database, default=None, help=DB_HELP)
     p.add_argument("--version", action=_Version, nargs=0, help="show troupe's version and exit")
     sub = p.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = _command(sub, "run", "commands:run", "start a run: troupe run PATTERN TASK")
-    run.add_argument("pattern", metavar="PATTERN|RECIPE", help=f"a pattern ({', '.join(PATTERNS)}) or a recipe "
-                     "(`troupe recipes`)")
-    run.add_argument("task", help="what the team should do")
-    run.add_argument("--thread", help="thread id for the run (default: made from the task)")
-    _model_flags(run, "'offline' (default), 'openai:NAME' or 'PROVIDER:NAME'; ROLE=SPEC sets one model role "
-                 f"({', '.join(MODEL_ROLES)}) or one agent by name; default from $TROUPE_MODEL")
-    team = run.add_mutually_exclusive_group()
-    team.add_argument("--team", default=None, metavar="NAME",
-                      help="a team by name: built-in, user or $TROUPE_TEAMS (see `troupe teams`; default: software)")
-    team.add_argument("--team-file", type=Path, metavar="PATH", help="a team file (YAML) to run")
-    run.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
-    run.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
-    run.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
-    run.add_argument("--fail", action="append", default=[], metavar="AGENT=MODE",
-                     help=f"offline model, for tests and demos: make an agent or model role {_either(MODES)} "
-                     "(':N': the first N tries only)")
-    run.add_argument("--approve-plan", action="store_true", help="hierarchical runs: approve, edit or reject the "
-                     "plan before any worker starts")
-    run.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
-    run.add_argument("--no-cache", action="store_true", help="call the models even where an identical call was "
-                     "answered before (default: answer it from the model cache)")
-    _budget_flags(run)
-    _approval_flags(run)
+    _run_flags(run)
     _output_flags(run)
+
+    submit = _command(sub, "submit", "queue:submit", "queue a run for `troupe worker` processes (PostgreSQL): "
+                      "troupe submit PATTERN TASK; prints its thread id")
+    _run_flags(submit)
+
+    worker = _command(sub, "worker", "queue:worker", "drive queued runs until stopped (PostgreSQL; Ctrl-C or SIGTERM "
+                      "stops after the runs in hand)")
+    worker.add_argument("--concurrency", type=int, default=4, metavar="N", help="runs driven at once (default: 4)")
+    worker.add_argument("--once", action="store_true", help="stop when the queue is empty")
 
     resume = _command(sub, "resume", "commands:resume", "continue a stopped, killed or out-of-budget run")
     resume.add_argument("thread")
     _model_flags(resume, "change the run's model(s) before resuming, as for `run`")
+    resume.add_argument("--workspace-root", default=None,
+                        help="carry the run on in workspaces here (another host's or folder's): its files come along")
     _budget_flags(resume)
     _approval_flags(resume)
     _wait_flag(resume)
@@ -142,6 +132,29 @@ def _parser() -> argparse.ArgumentParser:
     _approval_flags(amend)
     _wait_flag(amend)
     _output_flags(amend)
+
+    serve = _command(sub, "serve", "commands:serve", "serve a team as an A2A agent: troupe serve PATTERN|RECIPE "
+                     "(needs troupe[a2a])")
+    serve.add_argument("pattern", metavar="PATTERN|RECIPE", help="what it runs, as for `run`")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8100, help="the port (default: 8100; 0: a free one, printed)")
+    serve.add_argument("--public-url", metavar="URL", help="the URL its agent card gives clients (default: "
+                       "http://HOST:PORT/)")
+    _model_flags(serve, "the team's model(s), as for `run`")
+    served = serve.add_mutually_exclusive_group()
+    served.add_argument("--team", default=None, metavar="NAME", help="a team by name, as for `run`")
+    served.add_argument("--team-file", type=Path, metavar="PATH", help="a team file (YAML) to serve")
+    serve.add_argument("--seed", type=int, default=7, help="offline model seed, as for `run`")
+    serve.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
+    serve.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
+    serve.add_argument("--fail", action="append", default=[], metavar="AGENT=MODE", help="offline model, for tests "
+                       "and demos, as for `run`")
+    serve.add_argument("--approve-plan", action="store_true", help="hierarchical runs: a plan gate before any worker")
+    serve.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
+    serve.add_argument("--no-cache", action="store_true", help="call the models even for answers cached before")
+    _budget_flags(serve)
+    serve.add_argument("--auto-approve", dest="approval", action="store_const", const="auto", default=None,
+                       help="answer every gate on the server (default: a gate asks the client: input-required)")
 
     watch = _command(sub, "watch", "inspection:watch", "follow a run another process is driving, until it stops")
     watch.add_argument("thread")
@@ -197,8 +210,35 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--team-file", type=Path, metavar="PATH", help="its team, from a team file")
     memory.add_argument("--clear", action="store_true", help="forget everything it keeps")
     for command in sub.choices.values():  # `troupe runs --db X` as well as `troupe --db X runs`
-        command.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=DB_HELP)
+        command.add_argument("--db", type=_database, default=argparse.SUPPRESS, help=DB_HELP)
     return p
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    """What `run` and `submit` take: the pattern or recipe, the task, the team, models, budget, approval."""
+    p.add_argument("pattern", metavar="PATTERN|RECIPE", help=f"a pattern ({', '.join(PATTERNS)}) or a recipe "
+                   "(`troupe recipes`)")
+    p.add_argument("task", help="what the team should do")
+    p.add_argument("--thread", help="thread id for the run (default: made from the task)")
+    _model_flags(p, "'offline' (default), 'openai:NAME' or 'PROVIDER:NAME'; ROLE=SPEC sets one model role "
+                 f"({', '.join(MODEL_ROLES)}) or one agent by name; default from $TROUPE_MODEL")
+    team = p.add_mutually_exclusive_group()
+    team.add_argument("--team", default=None, metavar="NAME",
+                      help="a team by name: built-in, user or $TROUPE_TEAMS (see `troupe teams`; default: software)")
+    team.add_argument("--team-file", type=Path, metavar="PATH", help="a team file (YAML) to run")
+    p.add_argument("--seed", type=int, default=7, help="offline model seed: same seed, same run")
+    p.add_argument("--latency", type=float, default=0.2, help="offline model: simulated seconds per call")
+    p.add_argument("--max-review-rounds", type=int, default=3, help="work rounds a subtask gets")
+    p.add_argument("--fail", action="append", default=[], metavar="AGENT=MODE",
+                   help=f"offline model, for tests and demos: make an agent or model role {_either(MODES)} "
+                   "(':N': the first N tries only)")
+    p.add_argument("--approve-plan", action="store_true", help="hierarchical runs: approve, edit or reject the "
+                   "plan before any worker starts")
+    p.add_argument("--workspace-root", default=None, help="where run workspaces go (default: beside the db)")
+    p.add_argument("--no-cache", action="store_true", help="call the models even where an identical call was "
+                   "answered before (default: answer it from the model cache)")
+    _budget_flags(p)
+    _approval_flags(p)
 
 
 def _command(sub: argparse._SubParsersAction, name: str, handler: str, about: str) -> argparse.ArgumentParser:
@@ -214,6 +254,11 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
         print(f"troupe {_version()}")
         parser.exit(0)
+
+
+def _database(text: str) -> Path | str:
+    """A --db value: a PostgreSQL URL as it is, else a SQLite file's path."""
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
 
 
 def _version() -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from graphs.cli import EXIT_CODES
 from graphs.console import ask, printable, read_edit
 from graphs.errors import TroupeError
-from graphs.runtime import REPLAN_GATES, Outcome, Runner, check_input, default_db, new_thread_id, resolve
+from graphs.runtime import PLAN_GATED, REPLAN_GATES, Outcome, Runner, check_input, default_db, new_thread_id, resolve
 from graphs.views import View, choose_view
 from nodes.kit import Kit
 from nodes.offline_model import OFFLINE_LABEL
@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace) -> int:
         view = choose_view(args.output)
         view.line(f"team: {team.name} ({', '.join(r.name for r in team.roles)})")
         view.line(f"models: {_models_in_use(ctx, team)}")
-        view.line(f"checkpoints: {runner.db}")
+        view.line(f"checkpoints: {runner.where}")
         start = runner.start(args.pattern, args.task, ctx, team=team, thread_id=args.thread, listener=view)
         return await _guarded(runner, args, view, start)
 
@@ -91,6 +91,24 @@ async def amend(args: argparse.Namespace) -> int:
         return 0
 
 
+async def serve(args: argparse.Namespace) -> int:
+    """The team as an A2A agent (`graphs.a2a_server`, needs troupe[a2a]) until Ctrl-C; its runs in the database."""
+    from graphs.a2a_server import serve_team
+
+    ctx = _context(args)
+    try:
+        pattern, chosen = resolve(args.pattern, args.team_file or args.team)
+    except LookupError as exc:
+        raise TroupeError(str(exc)) from None
+    if ctx.approve_plan and pattern not in PLAN_GATED:
+        raise TroupeError(f"a {pattern} run has no plan to approve: --approve-plan works on {' and '.join(PLAN_GATED)} "
+                          "runs and the recipes that run them")
+    team = _load(chosen or "software", ctx)
+    async with Runner.open(args.db or default_db()) as runner:
+        return await serve_team(runner, pattern, team, ctx, host=args.host, port=args.port,
+                                public_url=args.public_url, auto_approve=args.approval == "auto")
+
+
 def exit_code(outcome: Outcome) -> int:
     """Where a run ended, as the exit code `graphs.cli.EXIT_CODES` documents."""
     if outcome.status in ("awaiting_approval", "out_of_budget", "failed"):
@@ -139,9 +157,11 @@ def _budget(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace, ctx: RunContext) -> dict[str, Any]:
-    """Stored run settings a resume or fork changes: models, endpoint, tool calling, budget."""
+    """Stored run settings a resume or fork changes: models, endpoint, tool calling, budget, workspace root."""
     default, models = _models(args.model)
     settings: dict[str, Any] = {"models": {**ctx.models, **models}} if models else {}
+    if root := getattr(args, "workspace_root", None):
+        settings["workspace_root"] = str(Path(root).resolve())
     settings |= {"model": default} if default else {}
     settings |= {"base_url": args.base_url} if args.base_url else {}
     settings |= {"tool_calling": args.tool_calling} if args.tool_calling else {}

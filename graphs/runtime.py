@@ -1,10 +1,13 @@
-"""The durable runtime: compiles a pattern with a SQLite checkpointer and store, and runs, resumes, forks and
-approves runs by thread.
+"""The durable runtime: compiles a pattern with a checkpointer and a store, and runs, resumes, forks and approves
+runs by thread.
 
-One SQLite file holds everything of a run: LangGraph's checkpoints and the store (the run index, each run's
-journal, its model calls, its shared context records, and the model cache shared by all runs). Steps
-are written with `durability="sync"`, so a run killed at any point resumes from its last
-super-step, and work finished within that step (pending writes) is not done again.
+One database holds everything of a run: LangGraph's checkpoints and the store (the run index, each run's
+journal, its model calls, its shared context records, the content of its workspace files, and the model cache
+shared by all runs). It is a SQLite file by default, a PostgreSQL database named by a URL to scale out
+(`troupe[postgres]`), or any LangGraph checkpointer and store given to `Runner(...)`. Steps are written with
+`durability="sync"`, so a run killed at any point resumes from its last super-step, and work finished within
+that step (pending writes) is not done again; a run resumed by another process, on another host or another
+workspace root, finds its files again (the workspace folder is a view of the store: `tools.workspace.materialize`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from typing import Any
 
 import aiosqlite
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointTuple
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.store.base import Op, Result
+from langgraph.store.base import BaseStore, Op, Result
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from langgraph.types import Command, StreamMode
 from pydantic import ValidationError
@@ -37,7 +40,7 @@ from pydantic import ValidationError
 if sys.platform != "win32":
     import fcntl
 
-from graphs.database import foreign_tables
+from graphs.database import foreign_tables, is_postgres, shown
 from graphs.errors import TroupeError
 from graphs.lease import Busy, Leases
 from graphs.registry import PATTERNS, builder
@@ -59,7 +62,7 @@ from tools.context_store import read_progress
 from tools.embeddings import semantic_index
 from tools.journal import read_all, read_messages
 from tools.usage import Meter, read_calls, totals
-from tools.workspace import sweep
+from tools.workspace import materialize, sweep
 
 INDEX = ("index", "runs")
 BUSY_TIMEOUT = 30.0
@@ -90,12 +93,16 @@ Listener = Callable[[str, Any], None]
 """Receives each streamed event as (stream mode, chunk)."""
 
 
-def default_db() -> Path:
-    """`$TROUPE_DB`, else troupe.sqlite in the user's data folder."""
-    if os.environ.get("TROUPE_DB"):
-        return Path(os.environ["TROUPE_DB"])
-    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return data / "troupe" / "troupe.sqlite"
+def default_db() -> Path | str:
+    """`$TROUPE_DB` (a SQLite file, or a PostgreSQL URL), else troupe.sqlite in the user's data folder."""
+    if db := os.environ.get("TROUPE_DB"):
+        return db if is_postgres(db) else Path(db)
+    return data_folder() / "troupe.sqlite"
+
+
+def data_folder() -> Path:
+    """troupe's folder in the user's data folder (`$XDG_DATA_HOME/troupe`)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "troupe"
 
 
 def serializer() -> JsonPlusSerializer:
@@ -193,7 +200,7 @@ def check_length(what: str, text: str) -> None:
                           "material in a file the team reads, or shorten it")
 
 
-def _listed(names: list[str], most: int = 8) -> str:
+def listed(names: list[str], most: int = 8) -> str:
     """'a, b, c', or the first `most` names and how many more."""
     more = f", and {len(names) - most} more" if len(names) > most else ""
     return ", ".join(names[:most]) + more
@@ -276,17 +283,21 @@ class Outcome:
 
 
 class Runner:
-    """Runs patterns durably against one SQLite file. Use as `async with Runner.open(db) as runner`.
+    """Runs patterns durably. Use as `async with Runner.open(db) as runner` for a SQLite file or a PostgreSQL URL,
+    or construct it with any LangGraph checkpointer and store (set up, and open for as long as the runner is used).
 
     `models`, `tools` and `agents` are the objects every run of this runner is built with (as for a
-    pattern's `build()`); a run started with objects is resumed by a runner given the same ones.
+    pattern's `build()`); a run started with objects is resumed by a runner given the same ones. `leases` keep
+    one process driving a run at a time (default: among this process's runners only); `workspaces` is where run
+    workspaces go when the run's settings name none (default: ./workspaces); `where` names the database in messages.
     """
 
-    def __init__(self, db: Path, saver: AsyncSqliteSaver, store: AsyncSqliteStore, *,
-                 models: Models = None, tools: Tools = None, agents: Agents = None, wait: bool = False) -> None:
-        self.db, self.saver, self.store = db, saver, store
+    def __init__(self, saver: BaseCheckpointSaver[Any], store: BaseStore, *, models: Models = None,
+                 tools: Tools = None, agents: Agents = None, wait: bool = False, leases: Leases | None = None,
+                 workspaces: Path | None = None, where: str = "this runner's database") -> None:
+        self.saver, self.store, self.where, self.workspaces = saver, store, where, workspaces
         self.models, self.tools, self.agents = models, tools, agents
-        self.leases, self.wait = Leases(db), wait
+        self.leases, self.wait = leases or Leases.in_process(), wait
         self._held: set[str] = set()
         self._graphs: dict[tuple[str, str], CompiledStateGraph[Any, Any, Any, Any]] = {}
         """Compiled graphs by (pattern, the team as JSON): compiling takes tens of milliseconds, a run reuses it."""
@@ -295,22 +306,31 @@ class Runner:
     @asynccontextmanager
     async def open(cls, db: Path | str, *, models: Models = None, tools: Tools = None,
                    agents: Agents = None, wait: bool = False) -> AsyncIterator[Runner]:
-        """Open (creating it if new) the database `db`; another application's database is refused before anything
-        is written to it (`graphs.database`). A run is driven by one process at a time (see
-        `graphs.lease`): a call on a run another live process drives fails, or with `wait` waits for it."""
+        """Open (creating it if new) the database `db`: a SQLite file's path, or a PostgreSQL URL
+        (`postgresql://user@host:port/name`, with `troupe[postgres]` installed). Another application's database is
+        refused before anything is written to it (`graphs.database`). A run is driven by one process at a time
+        (see `graphs.lease`): a call on a run another live process drives fails, or with `wait` waits for it."""
+        objects: dict[str, Any] = {"models": models, "tools": tools, "agents": agents, "wait": wait}
+        if is_postgres(db):
+            from graphs.postgres import opened
+
+            async with opened(str(db)) as (saver, store):
+                yield cls(saver, store, leases=Leases(str(db)), workspaces=data_folder() / "workspaces",
+                          where=shown(db), **objects)
+            return
         db = Path(db)
-        async with AsyncExitStack() as opened:
+        async with AsyncExitStack() as stack:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
                 # Two connections (and other processes) share the file: a writer waits up to BUSY_TIMEOUT for another.
-                saver = AsyncSqliteSaver(await opened.enter_async_context(aiosqlite.connect(db, timeout=BUSY_TIMEOUT)),
+                saver = AsyncSqliteSaver(await stack.enter_async_context(aiosqlite.connect(db, timeout=BUSY_TIMEOUT)),
                                          serde=serializer())
-                store = RetryingSqliteStore(await opened.enter_async_context(
+                store = RetryingSqliteStore(await stack.enter_async_context(
                     aiosqlite.connect(db, timeout=BUSY_TIMEOUT, isolation_level=None)),
                     index=semantic_index(["text"], store="sqlite"))  # None: the context store searches by words
                 async with _setup_lock(db):
                     if tables := await asyncio.to_thread(foreign_tables, db):
-                        raise TroupeError(f"{db} is another application's database (tables: {_listed(tables)}): "
+                        raise TroupeError(f"{db} is another application's database (tables: {listed(tables)}): "
                                           "point --db or $TROUPE_DB at a troupe database or a new file")
                     await saver.setup()
                     await store.setup()
@@ -319,7 +339,7 @@ class Runner:
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise TroupeError(f"cannot use {db} as troupe's database ({why}): point --db or $TROUPE_DB at a "
                                   "SQLite file troupe can create or open") from None
-            yield cls(db, saver, store, models=models, tools=tools, agents=agents, wait=wait)
+            yield cls(saver, store, leases=Leases(db), workspaces=db.parent / "workspaces", where=str(db), **objects)
 
     def compile(self, info: RunInfo) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The run's graph with this runner's objects, ready to drive."""
@@ -363,6 +383,23 @@ class Runner:
         settings (default: `RunContext()`); `team` is a `Team`, a team file's path or a team's name (default:
         the one `ctx.team` names).
         """
+        info = self._new_run(pattern, task, ctx, team, thread_id)
+        async with self._owning(info.thread_id):
+            await self._record(info)
+            return await self._drive(info, {"task": info.task}, listener)
+
+    async def create(self, pattern: str, task: str, ctx: RunContext | None = None, *,
+                     team: Team | str | Path | None = None, thread_id: str | None = None) -> RunInfo:
+        """Record a new run as `start` does, checked the same way, without driving it: `resume` starts it from its
+        task, in this process or any other that shares the database (a queue worker: `graphs.queue`)."""
+        info = self._new_run(pattern, task, ctx, team, thread_id)
+        async with self._owning(info.thread_id):
+            await self._record(info)
+        return info
+
+    def _new_run(self, pattern: str, task: str, ctx: RunContext | None, team: Team | str | Path | None,
+                 thread_id: str | None) -> RunInfo:
+        """A new run's index entry, once its pattern, task, settings and team are checked (nothing is written)."""
         ctx = ctx or RunContext()
         try:
             pattern, team = resolve(pattern, team)
@@ -381,17 +418,18 @@ class Runner:
             raise TroupeError(str(exc).strip("'\"")) from None
         self._compiled(pattern, chosen)  # builds it, which checks its settings
         thread_id = thread_id or new_thread_id(task)
-        default_root = self.db.parent / "workspaces" if ctx.workspace_root == RunContext.workspace_root else None
+        default_root = self.workspaces if ctx.workspace_root == RunContext.workspace_root else None
         ctx = replace(ctx, team=chosen.name, workspace_root=str(Path(default_root or ctx.workspace_root).resolve()))
-        info = RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time(),
+        return RunInfo(thread_id=thread_id, pattern=pattern, task=task, context=ctx, created=time.time(),
                        team=chosen.model_dump(mode="json"), objects=_object_names(kit, chosen))
-        async with self._owning(thread_id):
-            if await self.store.aget(INDEX, thread_id) is not None:
-                raise TroupeError(f"thread {thread_id!r} already exists: resume it with `troupe resume {thread_id}`")
-            # The run exists from here on, with or without a checkpoint: a run killed before its first one is
-            # started again from its task by `resume` (see there).
-            await self.store.aput(INDEX, thread_id, asdict(info), index=False)
-            return await self._drive(info, {"task": task}, listener)
+
+    async def _record(self, info: RunInfo) -> None:
+        """Put a new run in the index (its lease held). The run exists from here on, with or without a checkpoint:
+        a run killed before its first one is started again from its task by `resume` (see there)."""
+        if await self.store.aget(INDEX, info.thread_id) is not None:
+            raise TroupeError(f"thread {info.thread_id!r} already exists: resume it with "
+                              f"`troupe resume {info.thread_id}`")
+        await self.store.aput(INDEX, info.thread_id, asdict(info), index=False)
 
     async def resume(self, thread_id: str, *, settings: dict[str, Any] | None = None,
                      listener: Listener | None = None) -> Outcome:
@@ -523,7 +561,7 @@ class Runner:
     async def info(self, thread_id: str) -> RunInfo:
         item = await self.store.aget(INDEX, thread_id) if THREAD_ID.match(thread_id) else None
         if item is None:
-            raise TroupeError(f"no run with thread id {thread_id!r} in {self.db} (see `troupe runs`)")
+            raise TroupeError(f"no run with thread id {thread_id!r} in {self.where} (see `troupe runs`)")
         return RunInfo.from_dict(item.value)
 
     async def runs(self) -> list[RunInfo]:
@@ -581,6 +619,7 @@ class Runner:
 
     async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
         await asyncio.to_thread(sweep, info.workspace)  # temp files a killed write left behind
+        await materialize(self.store, info.thread_id, info.workspace)  # files this host lacks (another wrote them)
         self._require_objects(info)
         Meter.forget(self.store, info.thread_id)  # another process may have driven it since: count afresh
         graph = self.compile(info)

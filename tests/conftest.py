@@ -6,7 +6,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,35 @@ def ctx(tmp_path: Path) -> RunContext:
     return RunContext(workspace_root=str(tmp_path / "workspaces"))
 
 
-def cli_env(db: Path) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server's `postgres` database: 127.0.0.1:5432 (or $TROUPE_TEST_POSTGRES), else one
+    started for the session from this machine's PostgreSQL binaries (`postgres_server.server`); else the test skips
+    and says why."""
+    from postgres_server import server
+
+    with server() as (url, why):
+        if url is None:
+            pytest.skip(why)
+        yield url
+
+
+@pytest.fixture
+def postgres(postgres_server: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    import psycopg
+
+    name = f"troupe_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def cli_env(db: Path | str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TROUPE_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))}
     return {**env, "TROUPE_DB": str(db), "LANGSMITH_TRACING": "false"}
 

@@ -37,8 +37,8 @@ EDIT_FILE.write_text("title: changed\n")
 BAD_YAML = HOME / "bad.yaml"
 BAD_YAML.write_text("roles: [\n")
 
-SUBCOMMANDS = ["run", "resume", "fork", "approve", "amend", "watch", "runs", "show", "history", "stats", "report",
-               "patterns", "graph", "recipes", "teams", "cache", "memory"]
+SUBCOMMANDS = ["run", "submit", "worker", "resume", "fork", "approve", "amend", "serve", "watch", "runs", "show",
+               "history", "stats", "report", "patterns", "graph", "recipes", "teams", "cache", "memory"]
 JUNK = ["", " ", "-", "--", "-x", "--nope", "nan", "inf", "-1", "0", "1e309", "9" * 30, "\x1b[31mred", "é",
         "a\nb", "../..", "/", "x" * 300, "T1", "hierarchical\n", "=", "worker=", "=raise"]
 THREADS = ["fuzz-run", "nope", "", "x" * 100, "fuzz-run\n", "../x", "UPPER", "a b"]
@@ -86,10 +86,19 @@ RUN_FLAGS = [
     flag("--fail", junk_or(FAILS)), switch("--approve-plan"), flag("--workspace-root", junk_or([str(HOME / "ws")])),
     switch("--no-cache"), *APPROVAL, *OUTPUT, *BUDGET,
 ]
+SERVE_FLAGS = [
+    flag("--host", junk_or(["127.0.0.1", "256.0.0.1"])), flag("--port", junk_or(["0", "-1", "70000"])),
+    flag("--public-url", junk_or(["http://127.0.0.1:9/"])), flag("--latency", junk_or(["0", "-1"])),
+    *(f for f in RUN_FLAGS if FLAG_NAMES[id(f)] not in ("--thread", "--await-approval", "--quiet", "--json-lines",
+                                                         "--json")),
+]
 PER_COMMAND: dict[str, tuple[list[st.SearchStrategy[list[str]]], list[st.SearchStrategy[str]]]] = {
     # subcommand: (its flags, its positionals)
     "resume": ([*MODEL_FLAGS, flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
-                switch("--wait"), *OUTPUT, *BUDGET], [junk_or(THREADS)]),
+                switch("--wait"), flag("--workspace-root", junk_or([str(HOME / "ws2")])), *OUTPUT, *BUDGET],
+               [junk_or(THREADS)]),
+    # the fuzz's database is SQLite, which the queue refuses: these stay fast whatever they are given
+    "worker": ([flag("--concurrency", junk_or(["1", "0", "-2"])), switch("--once")], []),
     "fork": ([flag("--at", junk_or(["0", "3", "999", "1f0"])), flag("--thread", junk_or(THREADS)),
               *MODEL_FLAGS, flag("--base-url", junk_or(["http://127.0.0.1:9/v1"])), *APPROVAL,
               *OUTPUT, *BUDGET], [junk_or(THREADS)]),
@@ -120,12 +129,15 @@ def argvs(draw: st.DrawFn) -> list[str]:
     argv: list[str] = []
     command = draw(st.sampled_from(SUBCOMMANDS) | st.sampled_from(JUNK))
     argv.append(command)
-    if command == "run":
+    if command in ("run", "submit"):
         # a run that could start work gets a junk pattern, unless one fixed example below; so it stays fast
         argv += [draw(st.sampled_from(["nope", "hierarchicall", "", "-", "../software", *JUNK[:6]])),
                  draw(junk_or(TASKS))]
         argv += [a for f in draw(st.lists(st.sampled_from(RUN_FLAGS), max_size=4)) for a in draw(f)]
         argv += ["--latency", draw(junk_or(["0", "-1", "0.0"]))]
+    elif command == "serve":  # always a junk pattern: it never starts serving
+        argv.append(draw(st.sampled_from(["nope", "hierarchicall", "", "-", "../software", *JUNK[:6]])))
+        argv += [a for f in draw(st.lists(st.sampled_from(SERVE_FLAGS), max_size=4)) for a in draw(f)]
     elif command == "teams" and draw(st.booleans()):
         argv += ["check", draw(junk_or(PATHS))]
     elif command in PER_COMMAND:
@@ -150,6 +162,8 @@ def test_the_fuzz_knows_every_subcommand_and_flag() -> None:
     run_flags = {o for a in sub.choices["run"]._actions for o in a.option_strings} - {"-h", "--help", "--latency",
                                                                                        "--db"}
     assert run_flags == {FLAG_NAMES[id(f)] for f in RUN_FLAGS}
+    serve_flags = {o for a in sub.choices["serve"]._actions for o in a.option_strings} - {"-h", "--help", "--db"}
+    assert serve_flags == {FLAG_NAMES[id(f)] for f in SERVE_FLAGS}
     for name, (flags, _) in PER_COMMAND.items():
         real = {o for a in sub.choices[name]._actions for o in a.option_strings} - {"-h", "--help", "--db"}
         assert real == {FLAG_NAMES[id(f)] for f in flags}, name

@@ -44,10 +44,17 @@ No other writer wrote the file in this step: a plain write (a re-run writer repl
 the others' edits and mine are merged three-way (`git merge-file`): a clean merge is written; overlapping edits
 leave the file as it is, save my version, and report the conflict for the supervisor to settle
 (`resolve_conflict`). Without a writer, a write just replaces the file.
+
+The store is the truth, the folder a view. Inside a run (a LangGraph store reachable, a thread id in the config)
+every file written lands in the run's store too (`files_namespace`), before the tool returns, so before the step
+that wrote it is checkpointed; `materialize` writes the stored files into a workspace folder that lacks them or
+holds other versions. A run resumed by another process, on another host or another workspace root, so has all its
+work (the runtime materializes the workspace each time it drives a run).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -62,7 +69,10 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.config import get_store
+from langgraph.store.base import BaseStore
 
+from tools.journal import namespace, read_items
 from tools.merge import Ledger, saved
 
 WORKSPACE_KEY = "troupe_workspace"
@@ -245,15 +255,17 @@ def write_file(path: str, content: str, config: RunnableConfig) -> tuple[str, di
     committer = _committer(config)
     if committer is None:
         _write(root, parts, shown, data)
+        _keep(config, root, parts, content)
         return f"wrote {len(data)} bytes to {rel}", {"path": rel, "sha256": sha256(content)}
     writer, step = committer
-    with _COMMITS:
+    with _COMMITS:  # the store is written in the same order as the file (a later merge lands later)
         ledger = Ledger(root, step, rel)
         try:
             commit = ledger.decide(writer, content, lambda: _read(root, parts, shown, writing=True))
             if commit.text is not None:
                 _write(root, parts, shown, commit.text.encode())
                 ledger.landed(writer, content)
+                _keep(config, root, parts, commit.text)
         except OSError as exc:  # the bookkeeping failed (the workspace's own errors are ToolExceptions already)
             raise ToolException(f"cannot write {shown}: {_problem(exc)}") from exc
     who = ", ".join(commit.others)
@@ -272,6 +284,55 @@ def resolve_conflict(root: Path, conflict: dict[str, Any], side: Literal["mine",
     version `side` saved over the file (a plain write, no merge); the sha256 now in the file."""
     _, artifact = write_file(conflict["path"], saved(root, conflict, side), workspace_config(root))
     return str(artifact["sha256"])
+
+
+def files_namespace(thread_id: str) -> tuple[str, ...]:
+    """Where a run's workspace files live in the store: key the path in the run's workspace, value its "text"."""
+    return namespace(thread_id, "files")
+
+
+def _keep(config: RunnableConfig, root: Path, parts: list[str], text: str) -> None:
+    """Put the file just written into the run's store, when the write is part of a run whose workspace `root` is
+    (or is inside); called off the event loop (tools run in a thread), so the store's sync call is safe."""
+    thread = (config.get("configurable") or {}).get("thread_id")
+    try:
+        store = get_store()
+    except (RuntimeError, KeyError):  # not inside a graph run
+        return
+    if store is None or not isinstance(thread, str) or thread not in root.parts:
+        return
+    inside = root.parts[len(root.parts) - root.parts[::-1].index(thread):]  # below the run's workspace folder
+    try:
+        store.put(files_namespace(thread), "/".join([*inside, *parts]), {"text": text, "sha256": sha256(text)},
+                  index=False)
+    except Exception as exc:  # the database's own errors, whichever it is
+        raise ToolException(f"wrote {_show('/'.join(parts))}, but could not keep it in the run's store ({exc}): "
+                            "write it again") from exc
+
+
+async def materialize(store: BaseStore, thread_id: str, workspace: Path) -> int:
+    """Write the run's stored files into its `workspace` folder where it lacks them or holds another version (a
+    run resumed on another host or workspace root); the number written. Files the store does not know are left."""
+    written = 0
+    for item in await read_items(store, files_namespace(thread_id)):
+        text = item.value.get("text")
+        if isinstance(text, str):
+            written += await asyncio.to_thread(_materialize_one, workspace, item.key, text)
+    return written
+
+
+def _materialize_one(workspace: Path, key: str, text: str) -> bool:
+    """Write one stored file unless the folder holds it already; a path the folder refuses (a link or a folder in
+    the way) is left as it is, and the work that reads it sees what is there, as with any refused write."""
+    try:
+        parts = normalize(key)
+        current = _read(workspace, parts, _show(key), writing=True)
+        if current is not None and current == text.encode():
+            return False
+        _write(workspace, parts, _show(key), text.encode())
+    except ToolException:
+        return False
+    return True
 
 
 def _committer(config: RunnableConfig) -> tuple[str, int] | None:
