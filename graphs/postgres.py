@@ -20,6 +20,8 @@ SETUP_LOCK = 0x74726F757065  # "troupe"
 """The advisory lock held while the schema is set up (LangGraph's migrations are not safe to race)."""
 POOL_SIZE = 8
 """Connections per process: the checkpointer's and the store's (parallel agents share them)."""
+SETUP_POLL = 0.05
+"""Seconds between tries for the set-up lock."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the database before saying it is out of reach."""
 
@@ -33,6 +35,22 @@ def driver() -> Any:
     except ImportError:
         raise TroupeError("PostgreSQL needs the postgres extra: pip install 'troupe[postgres]'") from None
     return psycopg
+
+
+@asynccontextmanager
+async def setup_lock(conn: Any) -> AsyncIterator[None]:
+    """Hold `SETUP_LOCK` on the connection `conn` for the block. Taken by trying, not by waiting in a statement: a
+    session blocked in `pg_advisory_lock` is an open transaction, which the holder's `CREATE INDEX CONCURRENTLY`
+    (in LangGraph's migrations) waits for, and neither would ever go on."""
+    from psycopg.rows import scalar_row
+
+    tries = conn.cursor(row_factory=scalar_row)  # whatever rows the connection's own cursors make
+    while not await (await tries.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,))).fetchone():
+        await asyncio.sleep(SETUP_POLL)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 @asynccontextmanager
@@ -58,14 +76,10 @@ async def opened(url: str) -> AsyncIterator[tuple[Any, Any]]:
                                   "point --db or $TROUPE_DB at a troupe database or a new one")
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             saver, store = AsyncPostgresSaver(pool, serde=serializer()), AsyncPostgresStore(pool)
-            async with pool.connection() as conn:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-                try:
-                    await saver.setup()
-                    await store.setup()
-                    await asyncio.to_thread(Leases(url).setup)
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+            async with pool.connection() as conn, setup_lock(conn):
+                await saver.setup()
+                await store.setup()
+                await asyncio.to_thread(Leases(url).setup)
         except (psycopg.Error, PoolTimeout, OSError) as exc:
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TroupeError(f"cannot use {shown(url)} as troupe's database ({why}): check that PostgreSQL runs "

@@ -65,17 +65,13 @@ async def opened_queue(url: str) -> AsyncIterator[Any]:
     async with app.open_async():
         from psycopg.rows import scalar_row
 
-        from graphs.postgres import SETUP_LOCK
+        from graphs.postgres import setup_lock
 
-        async with connector.pool.connection() as conn:  # the runner's set-up lock: one process applies it
-            await conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-            try:
-                cursor = conn.cursor(row_factory=scalar_row)
-                await cursor.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-                if not await cursor.fetchone():
-                    await app.schema_manager.apply_schema_async()
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+        async with connector.pool.connection() as conn, setup_lock(conn):  # one process applies the schema
+            cursor = conn.cursor(row_factory=scalar_row)
+            await cursor.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            if not await cursor.fetchone():
+                await app.schema_manager.apply_schema_async()
         yield app
 
 

@@ -82,6 +82,15 @@ def test_a_run_killed_on_postgres_is_finished_by_another_process_on_another_work
     assert "rejected" not in resumed.stdout and "cannot read" not in resumed.stdout
 
 
+def test_processes_opening_a_new_postgres_database_at_once_all_succeed(postgres: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-m", "graphs.cli", "runs", "--json"], env=cli_env(postgres),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in outs]
+    assert all(json.loads(out) == [] for out, _ in outs)
+
+
 def test_leases_on_postgres_give_a_run_one_owner(postgres: str) -> None:
     leases = Leases(postgres)
     leases.setup()
