@@ -25,6 +25,7 @@ from typing import Any, Literal
 from graphs.commands import _context, _load, settle
 from graphs.database import is_postgres, shown
 from graphs.errors import TroupeError
+from graphs.postgres import driver, setup_lock
 from graphs.runtime import RunInfo, Runner, check_input, default_db, new_thread_id, resolve
 from graphs.views import Quiet
 from state.context import RunContext
@@ -54,19 +55,14 @@ def database(db: Path | str | None) -> str:
 @asynccontextmanager
 async def opened_queue(url: str) -> AsyncIterator[Any]:
     """The procrastinate app on `url`, open, with its schema applied (once, whoever comes first)."""
-    from graphs.postgres import driver
-
     driver()
     import procrastinate
+    from psycopg.rows import scalar_row
 
     connector = procrastinate.PsycopgConnector(conninfo=url)
     app = procrastinate.App(connector=connector)
     _tasks(app)
     async with app.open_async():
-        from psycopg.rows import scalar_row
-
-        from graphs.postgres import setup_lock
-
         async with connector.pool.connection() as conn, setup_lock(conn):  # one process applies the schema
             cursor = conn.cursor(row_factory=scalar_row)
             await cursor.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
