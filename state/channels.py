@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any, Self, TypeVar
 
 from langgraph.channels import BinaryOperatorAggregate, LastValue
+from langgraph.channels.base import BaseChannel
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
@@ -29,30 +30,28 @@ _adapter: Callable[[Any], TypeAdapter[Any]] = cache(TypeAdapter)
 """A type's pydantic adapter, made once (a TypedDict's takes a while)."""
 
 
-class JsonValue(LastValue[T]):
+class _Json(BaseChannel[Any, Any, Any]):
+    """A channel whose value is checkpointed as JSON and validated back into `typ` when a checkpoint is loaded."""
+
+    __slots__ = ()
+    value: Any
+
+    def checkpoint(self) -> Any:
+        return _adapter(self.typ).dump_python(self.value, mode="json") if self.is_available() else super().checkpoint()
+
+    def from_checkpoint(self, checkpoint: Any) -> Self:
+        channel = super().from_checkpoint(checkpoint)  # type: ignore[safe-super]  # the concrete channel next in the MRO
+        if channel.is_available():
+            channel.value = _adapter(self.typ).validate_python(channel.value)
+        return channel
+
+
+class JsonValue(_Json, LastValue[T]):
     """`LastValue` checkpointed as JSON: `plan: Annotated[Plan | None, JsonValue]`."""
 
-    def checkpoint(self) -> Any:
-        return _adapter(self.typ).dump_python(self.value, mode="json") if self.is_available() else super().checkpoint()
 
-    def from_checkpoint(self, checkpoint: Any) -> Self:
-        channel = super().from_checkpoint(checkpoint)
-        if channel.is_available():
-            channel.value = _adapter(self.typ).validate_python(channel.value)
-        return channel
-
-
-class JsonReduced(BinaryOperatorAggregate[T]):
+class JsonReduced(_Json, BinaryOperatorAggregate[T]):
     """A reducer's channel checkpointed as JSON: `board: Annotated[Board, JsonReduced(Board, merge_board)]`."""
-
-    def checkpoint(self) -> Any:
-        return _adapter(self.typ).dump_python(self.value, mode="json") if self.is_available() else super().checkpoint()
-
-    def from_checkpoint(self, checkpoint: Any) -> Self:
-        channel = super().from_checkpoint(checkpoint)
-        if channel.is_available():
-            channel.value = _adapter(self.typ).validate_python(channel.value)
-        return channel
 
 
 def payload(value: Any) -> Any:

@@ -17,13 +17,15 @@ Board = dict[str, TaskRecord]
 def merge_board(
     left: dict[str, TaskRecord] | None, right: dict[str, TaskRecord | dict[str, Any]]
 ) -> dict[str, TaskRecord]:
-    """Task-board reducer: a record replaces a task's entry; a dict patches the fields it names."""
+    """Task-board reducer: a record replaces a task's entry; a dict patches the fields it names (of a new entry: of
+    an empty record; a whole record read back as a dict by a server that does not load our classes is such a patch)."""
     merged = dict(left or {})
     for task_id, update in right.items():
         if isinstance(update, TaskRecord):
             merged[task_id] = update
         else:
-            merged[task_id] = TaskRecord.model_validate({**merged[task_id].model_dump(), **update})
+            old = merged[task_id].model_dump() if task_id in merged else {}
+            merged[task_id] = TaskRecord.model_validate({**old, **update})
     return merged
 
 

@@ -94,6 +94,12 @@ def test_merge_board_starts_from_nothing() -> None:
     assert merge_board(None, {"T1": rec}) == {"T1": rec}
 
 
+def test_merge_board_takes_a_new_entry_read_back_as_a_dict() -> None:
+    """A server that does not load our classes hands a pending write's record back as a dict."""
+    rec = TaskRecord(status=TaskStatus.DONE, round=1, artifact="T1.md", summary="done")
+    assert merge_board({}, {"T1": rec.model_dump(mode="json")}) == {"T1": rec}
+
+
 def test_merge_board_record_replaces_entry() -> None:
     old = TaskRecord(status=TaskStatus.IN_REVIEW, round=1, artifact="T1.md", summary="first draft", feedback=["x"])
     new = TaskRecord(status=TaskStatus.IN_PROGRESS, round=2)
