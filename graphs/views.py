@@ -25,8 +25,10 @@ from pydantic_core import to_jsonable_python
 from graphs.console import approval_text, describe, id_width, printable
 from graphs.runtime import Outcome
 from state.budget import Call, Usage
-from state.plan import Plan, TaskRecord
+from state.channels import parse
+from state.plan import Plan, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Kind, parse_message
+from state.team import BoardUpdate
 
 EVENTS = ("note", "plan", "step", "message", "usage", "gate", "outcome")
 """The `event` of each `--json-lines` object: a line of the feed (`text`), the plan (`plan`), the nodes of a
@@ -61,9 +63,12 @@ class Tally:
             row = self.tasks.setdefault(t.id, Row(t.id))
             row.title, row.agent = t.title, t.assignee
 
-    def board(self, board: dict[str, TaskRecord]) -> None:
+    def board(self, board: BoardUpdate) -> None:
+        """A board update: a record or a patch (JSON, as nodes write them) per task; patches may not name a status."""
         for task_id, record in board.items():
-            self.tasks.setdefault(task_id, Row(task_id)).status = record.status.value
+            status = record.status if isinstance(record, TaskRecord) else record.get("status")
+            if status is not None:
+                self.tasks.setdefault(task_id, Row(task_id)).status = TaskStatus(status).value
 
     def message(self, m: AnyMessage) -> None:
         self.recent = [*self.recent[-4:], describe(m)]
@@ -100,11 +105,12 @@ class Tally:
             self.step += 1
             self.nodes = [n for n in chunk if not n.startswith("__")]
             for update in chunk.values():
-                if isinstance(update, dict) and isinstance(update.get("plan"), Plan):
-                    self.plan(update["plan"])
-                    seen.append(("plan", update["plan"]))
+                if isinstance(update, dict) and isinstance(update.get("plan"), dict | Plan):
+                    plan = parse(Plan, update["plan"])
+                    self.plan(plan)
+                    seen.append(("plan", plan))
                 if isinstance(update, dict) and isinstance(update.get("board"), dict):
-                    self.board({k: v for k, v in update["board"].items() if isinstance(v, TaskRecord)})
+                    self.board(update["board"])
             seen.append(("step", self.nodes))
         return seen
 

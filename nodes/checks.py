@@ -20,6 +20,7 @@ from langgraph.types import Command
 from nodes import scope, spending
 from nodes.kit import Kit
 from nodes.supervisor import NAME, settings
+from state.channels import payload
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import AnyMessage, CheckpointMsg, Replan
@@ -62,7 +63,7 @@ def checker(kit: Kit, overrides: Mapping[str, Any] | None = None
             messages.insert(0, CheckpointMsg(sender=NAME, recipient="team", correlation_id="checks",
                                              label="checks failed", note="; ".join(notes)))
             await scope.journal(runtime).post(*messages)
-            return Command(goto="dispatch", update={"board": update, "ledger": ledger})
+            return Command(goto="dispatch", update={"board": payload(update), "ledger": ledger})
         files = {task_id: path for path, task_id in owners.items()}
         left = (f"; left after {ledger.checks} fix-up rounds: "
                 f"{', '.join(f'{t} ({files[t]})' for t in sorted(blamed))}" if blamed else "")

@@ -101,9 +101,9 @@ class _Step:
                                     action=action, reason=reason, tasks=tasks or [task_id]))
 
     def update(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"board": self.changed, "ledger": self.ledger}
+        out: dict[str, Any] = {"board": payload(self.changed), "ledger": self.ledger}
         if self.plan_changed:
-            out["plan"] = self.plan.model_copy(update={"tasks": [self.tasks[t.id] for t in self.plan.tasks]})
+            out["plan"] = payload(self.plan.model_copy(update={"tasks": [self.tasks[t.id] for t in self.plan.tasks]}))
         return out
 
     def catch_loops_and_stalls(self) -> None:

@@ -33,7 +33,7 @@ from state.parallel import ParallelSettings, ParallelState, Part, Split
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, CheckpointMsg, Progress, TaskAssign
 from state.roles import Team, TeamError
-from state.team import ReviewOrder, WorkOrder
+from state.team import ReviewOrder, WorkOrder, plan_writes
 
 PATTERN = "parallel"
 
@@ -71,7 +71,7 @@ def splitter(kit: Kit) -> Callable[..., Awaitable[dict]]:
         await scope.journal(runtime).post(CheckpointMsg(
             sender=NAME, recipient="team", correlation_id="plan", label="split ready",
             note=" ".join([parts.summary, *notes])))
-        return {"plan": Plan(summary=parts.summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+        return plan_writes(Plan(summary=parts.summary, tasks=tasks)) | {
                 "status": "working", "wave": 0}
 
     return split
@@ -167,7 +167,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
                                            else "")))
             await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
         await scope.journal(runtime).post(*messages)
-        return Command(goto=sends, update={"board": changed, "wave": number, "verdicts": verdicts})
+        return Command(goto=sends, update={"board": payload(changed), "wave": number, "verdicts": verdicts})
 
     return dispatch
 
@@ -193,7 +193,7 @@ async def _finish(runtime: Runtime[RunContext], plan: Plan, board: dict[str, Tas
     messages.append(CheckpointMsg(sender=NAME, recipient="synthesizer", correlation_id="synthesis",
                                   label="parts settled", note=note))
     await scope.journal(runtime).post(*messages)
-    return Command(goto=finish, update={"board": changed})
+    return Command(goto=finish, update={"board": payload(changed)})
 
 
 def branch_failed(*, agent: str | None, attempts: int, then: str) -> Callable[..., Awaitable[Command]]:
@@ -210,7 +210,7 @@ def branch_failed(*, agent: str | None, attempts: int, then: str) -> Callable[..
                                                    note=f"failed: {reason}"))
         await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, rnd)
         record = {"status": TaskStatus.FAILED, "reason": reason}
-        return Command(update={"board": {task.id: record}}, goto=then)
+        return Command(update={"board": payload({task.id: record})}, goto=then)
 
     return failed
 

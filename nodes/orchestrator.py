@@ -36,6 +36,7 @@ from state.context import RunContext
 from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import ArtifactMsg, Blocker, CheckpointMsg, Replan, TaskAssign
 from state.roles import Team, TeamError
+from state.team import plan_writes
 from state.teams import Assignment, Delegation, TeamOrder, TeamsSettings, TeamsState
 
 ORCHESTRATOR_PROMPT = """You lead several teams. You split a large task into one assignment per team that \
@@ -121,7 +122,7 @@ def delegator(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Cal
         await scope.journal(runtime).post(CheckpointMsg(
             sender=label(path), recipient=", ".join(names), correlation_id=label(path, "plan"),
             label="delegation ready", note=summary))
-        return {"plan": Plan(summary=summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+        return plan_writes(Plan(summary=summary, tasks=tasks)) | {
                 "status": "working"}
 
     return delegate
@@ -169,7 +170,8 @@ def dispatcher(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Ca
                 correlation_id="/".join((*path, t.id)), title=t.description, round=1,
                 reason=f"the orchestrator's brief for sub-team {t.id}") for t in ready))
             return Command(goto=[Send("team", payload(TeamOrder(assignment=t))) for t in ready],
-                           update={"board": {t.id: TaskRecord(status=TaskStatus.IN_PROGRESS, round=1) for t in ready}})
+                           update={"board": payload({t.id: TaskRecord(status=TaskStatus.IN_PROGRESS, round=1)
+                                                     for t in ready})})
         if not all(r.status in TERMINAL for r in board.values()):
             raise RuntimeError(f"no team can progress: {({k: v.status.value for k, v in board.items()})}")
         done = sum(r.status == TaskStatus.DONE for r in board.values())
@@ -201,18 +203,18 @@ def team_runner(kit: Kit, subgraph: SubgraphFactory, overrides: dict[str, Any],
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             await scope.journal(runtime).post(Blocker(sender=label((*path, t.id), "supervisor"),
                                                       recipient=label(path), correlation_id=where, reason=reason))
-            return {"board": {t.id: TaskRecord(status=TaskStatus.FAILED, round=1, reason=reason)}}
+            return {"board": payload({t.id: TaskRecord(status=TaskStatus.FAILED, round=1, reason=reason)})}
         if out.get("status") != "completed":
             reason = f"the sub-team ended {out.get('status')}, not completed"
             await scope.journal(runtime).post(Blocker(sender=label((*path, t.id), "supervisor"),
                                                       recipient=label(path), correlation_id=where, reason=reason))
-            return {"board": {t.id: TaskRecord(status=TaskStatus.FAILED, round=1, reason=reason)}}
+            return {"board": payload({t.id: TaskRecord(status=TaskStatus.FAILED, round=1, reason=reason)})}
         result = out.get("result") or ""
         rel = f"{t.id}/{scope.thread_of(runtime)}/{RESULT_FILE}"
         summary = " ".join(result.split())[:300]
         await scope.journal(runtime).post(ArtifactMsg(
             sender=label((*path, t.id), "supervisor"), recipient=label(path), correlation_id=where, path=rel,
             sha256=hashlib.sha256(result.encode()).hexdigest(), summary=summary, round=1))
-        return {"board": {t.id: TaskRecord(status=TaskStatus.DONE, round=1, artifact=rel, summary=summary)}}
+        return {"board": payload({t.id: TaskRecord(status=TaskStatus.DONE, round=1, artifact=rel, summary=summary)})}
 
     return run_team

@@ -23,6 +23,7 @@ from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
 from nodes.supervisor import NAME, PLANNER_PROMPT, next_after_plan, pending_amendments, settings
+from state.channels import payload
 from state.context import RunContext
 from state.plan import (
     TERMINAL,
@@ -76,7 +77,7 @@ def replanner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[
         r.ledger.plan_version += 1
         r.ledger.last_progress = r.ledger.step
         new_plan = Plan(summary=plan.summary, tasks=r.tasks)
-        update: dict[str, Any] = {"plan": new_plan, "board": r.changed, "ledger": r.ledger,
+        update: dict[str, Any] = {"plan": payload(new_plan), "board": payload(r.changed), "ledger": r.ledger,
                                   "requests": Overwrite([]), "status": "working"}
         return Command(goto=next_after_plan(new_plan, r.ledger, scope.settings(runtime), found), update=update)
 

@@ -13,7 +13,7 @@ from nodes import scope
 from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.spending import BudgetSpent
-from state.channels import Payload, parse
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.plan import TaskStatus
 from state.protocol import ReviewResult
@@ -86,9 +86,9 @@ def reviewer(kit: Kit, *, by: Callable[[Team], Role | None] | None = None, flags
         progress = scope.progress_write(runtime, task.id, str(patch["status"]), task.assignee, order.round)
         await scope.journal(runtime).post(result, also=[progress])
         if critical:
-            return {"board": {task.id: patch},
+            return {"board": payload({task.id: patch}),
                     "requests": [Request(kind="critical", task_id=task.id, sender=name, text=critical)]}
-        return {"board": {task.id: patch}}
+        return {"board": payload({task.id: patch})}
 
     return review
 
@@ -100,4 +100,4 @@ async def _fail(runtime: Runtime[RunContext], order: ReviewOrder, reason: str, n
                      round=order.round, feedback=reason)
     )
     await scope.progress(runtime, task.id, TaskStatus.FAILED, task.assignee, order.round)
-    return {"board": {task.id: {"status": TaskStatus.FAILED, "reason": reason}}}
+    return {"board": payload({task.id: {"status": TaskStatus.FAILED, "reason": reason}})}

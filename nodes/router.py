@@ -111,9 +111,9 @@ def router(kit: Kit, settings: Mapping[str, Any], *, specialist: str, merge: str
             return await _dispatch(runtime, team, task, [hop], inputs, [message], done, specialist)
         await scope.journal(runtime).post(message)
         if len(answered) >= 2:
-            return Command(goto=merge, update={"board": done})
+            return Command(goto=merge, update={"board": payload(done)})
         text = await read_answer(runtime, board[answered[0]["id"]].artifact) if answered else None
-        return Command(goto=escalate, update={"board": done, "answer": text})
+        return Command(goto=escalate, update={"board": payload(done), "answer": text})
 
     async def route(state: RouterState, runtime: Runtime[RunContext]) -> Command:
         return await decide(state, runtime, None)
@@ -224,7 +224,7 @@ async def _dispatch(runtime: Runtime[RunContext], team: Team, task: str, hops: l
                                    reason=f"{h['kind']} route, confidence {h['confidence']:.2f}: {h['reason']}"))
         board[h["id"]] = TaskRecord(status=TaskStatus.IN_PROGRESS, round=1)
     await scope.journal(runtime).post(*messages)
-    return Command(goto=sends, update={"hops": hops, "board": board, "status": "answering"})
+    return Command(goto=sends, update={"hops": hops, "board": payload(board), "status": "answering"})
 
 
 def specialist_failed(route: str) -> Callable[..., Awaitable[Command]]:
@@ -238,7 +238,7 @@ def specialist_failed(route: str) -> Callable[..., Awaitable[Command]]:
         await scope.journal(runtime).post(Progress(sender=task.assignee, recipient=NAME, correlation_id=task.id,
                                                    note=f"failed: {reason}"))
         record = TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)
-        return Command(goto=route, update={"board": {task.id: record}})
+        return Command(goto=route, update={"board": payload({task.id: record})})
 
     return failed
 

@@ -31,7 +31,7 @@ from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, Blocker, CheckpointMsg, ReviewResult, TaskAssign
 from state.roles import Role, Team
 from state.sequential import CheckOrder, Pipeline, SequentialSettings, SequentialState, StageCheck, resolve
-from state.team import Handoff, WorkOrder
+from state.team import Handoff, WorkOrder, plan_writes
 from state.untrusted import DATA_RULE, fence, suspicions
 
 NAME = "pipeline"
@@ -68,7 +68,7 @@ class Stages:
                    f"(at most {line.max_rounds} rounds each).")
         await scope.journal(runtime).post(
             CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="pipeline ready", note=summary))
-        return {"plan": Plan(summary=summary, tasks=tasks), "board": {t.id: TaskRecord() for t in tasks},
+        return plan_writes(Plan(summary=summary, tasks=tasks)) | {
                 "status": "working", "check_rounds": {}}
 
     async def advance(self, state: SequentialState, runtime: Runtime[RunContext]) -> Command:
@@ -115,7 +115,7 @@ class Stages:
             if isinstance(goto, Send):
                 break
         await scope.journal(runtime).post(*messages)
-        return Command(goto=goto, update={"board": changed})
+        return Command(goto=goto, update={"board": payload(changed)})
 
     async def check(self, state: Payload, runtime: Runtime[RunContext]) -> dict:
         """The checking stage's verdict: pass, send the earlier stage back with the findings, or flag them."""
@@ -156,7 +156,7 @@ class Stages:
         for task_id, patch in board.items():
             if "status" in patch:
                 await scope.progress(runtime, task_id, patch["status"], line.stage(task_id), rnd)
-        return {"board": board, "check_rounds": {checker.id: rnd}, "verdicts": {checker.id: sig}}
+        return {"board": payload(board), "check_rounds": {checker.id: rnd}, "verdicts": {checker.id: sig}}
 
     async def _verdict(self, role: Role, order: CheckOrder, runtime: Runtime[RunContext]) -> tuple[StageCheck, str]:
         """The checker's StageCheck, or a failing stand-in and the reason when there is no usable one."""

@@ -30,12 +30,12 @@ from nodes.briefs import prompt
 from nodes.kit import Kit
 from nodes.models import ModelSpecError, check_spec
 from nodes.plan_repair import ask_for_draft, fallback_plan, normalize
-from state.channels import Payload, parse
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.plan import Plan, PlanDraft, PlannedTask, Subtask, TaskRecord, TaskStatus
 from state.protocol import Blocker, CheckpointMsg, Replan, TaskAssign
 from state.roles import Role, Team, TeamError
-from state.team import Escalation, Ledger, TeamState, WorkOrder
+from state.team import Escalation, Ledger, TeamState, WorkOrder, plan_writes
 from tools.amendments import read_amendments
 
 NAME = "supervisor"
@@ -160,8 +160,7 @@ def planner(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[..
                                   reason=sizing(planned, found.max_workers), tasks=[t.id for t in tasks]))
         ledger = Ledger()
         return Command(goto=next_after_plan(planned, ledger, scope.settings(runtime), found),
-                       update={"plan": planned, "board": {t.id: TaskRecord() for t in tasks}, "status": "working",
-                               "ledger": ledger})
+                       update=plan_writes(planned) | {"status": "working", "ledger": ledger})
 
     return plan
 
@@ -275,8 +274,8 @@ def plan_gate(kit: Kit, overrides: Mapping[str, Any] | None = None) -> Callable[
             approved = [*ledger.approved, *(signature(t) for t in tasks)]
             new_ledger = ledger.model_copy(update={"approved": approved, "plan_version": ledger.plan_version + 1})
             return Command(goto="dispatch", update={
-                "plan": plan, "ledger": new_ledger,
-                "board": Overwrite({t.id: kept.get(t.id, TaskRecord()) for t in tasks})})
+                "plan": payload(plan), "ledger": new_ledger,
+                "board": Overwrite(payload({t.id: kept.get(t.id, TaskRecord()) for t in tasks}))})
         await journal.post(CheckpointMsg(sender=decision.by, recipient=NAME, correlation_id="plan",
                                          label="plan approved", note=decision.comment or f"{len(asked)} subtasks"))
         approved = [*ledger.approved, *(signature(t) for t in plan.tasks if t.id in asked)]
@@ -317,7 +316,7 @@ def authorizer(*, work: str, back: str) -> Callable[..., Awaitable[Command]]:
                                                            reason=reason))
         await scope.progress(runtime, t.id, TaskStatus.BLOCKED, t.assignee, order.round)
         patch = {"status": TaskStatus.BLOCKED, "reason": reason, "round": order.round - 1}  # no round was worked
-        return Command(goto=back, update={"board": {t.id: patch}})
+        return Command(goto=back, update={"board": payload({t.id: patch})})
 
     return authorize
 
@@ -374,16 +373,16 @@ def escalator(kit: Kit) -> Callable[..., Awaitable[Command]]:
                                       reason=reason))
             patch = {"status": TaskStatus.FAILED, "final": True, "reason": reason,
                      "history": [*order.history, reason]}
-            return Command(goto="dispatch", update={"board": {t.id: patch}})
+            return Command(goto="dispatch", update={"board": payload({t.id: patch})})
         note = f"retried by {who}" + (" with edits" if task != t else "")
         await journal.post(Replan(sender=decision.by, recipient=NAME, correlation_id=t.id, action="escalate",
                                   reason=note, tasks=[t.id]))
         patch = {"status": TaskStatus.ASSIGNED, "round": 0, "feedback": [], "reason": None,
                  "history": [*order.history, note]}
-        update: dict[str, Any] = {"board": {t.id: patch}}
+        update: dict[str, Any] = {"board": payload({t.id: patch})}
         if task != t:
             tasks = [task if x.id == t.id else x for x in order.plan.tasks]
-            update["plan"] = order.plan.model_copy(update={"tasks": tasks})
+            update["plan"] = payload(order.plan.model_copy(update={"tasks": tasks}))
         return Command(goto="dispatch", update=update)
 
     return escalate

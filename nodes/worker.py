@@ -30,7 +30,7 @@ from nodes.kit import Kit
 from nodes.models import MODEL_RETRY, is_transient, model_label
 from nodes.schemas import openai_schemas
 from nodes.spending import BudgetSpent
-from state.channels import Payload, parse
+from state.channels import Payload, parse, payload
 from state.context import RunContext
 from state.plan import PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, ArtifactMsg, Blocker, CheckpointMsg, Progress, ReviewRequest
@@ -125,7 +125,7 @@ def worker(kit: Kit, *, lead: str = "supervisor", reviewer: str | None = "review
                                        + (f" (parts: {'; '.join(big.parts)})" if big.parts else "")))
             record = TaskRecord(status=TaskStatus.IN_PROGRESS, round=order.round,
                                 reason=f"bigger than planned: {big.text}")
-            return {"board": {task.id: record}, "requests": requests}
+            return {"board": payload({task.id: record}), "requests": requests}
         if not written:
             turns = scope.settings(runtime).max_tool_turns
             why = "the agent gave no answer" if role.name in kit.agents else f"wrote no artifact in {turns} model turns"
@@ -187,7 +187,7 @@ async def _delivered(runtime: Runtime[RunContext], role: Role, state: WorkOrder,
                                                                           state.round)])
     record = TaskRecord(status=status, round=state.round, artifact=artifact, summary=summary,
                         reason="a conflict waits for the supervisor" if conflicted else None)
-    return {"board": {task.id: record}} | ({"requests": requests} if requests else {})
+    return {"board": payload({task.id: record})} | ({"requests": requests} if requests else {})
 
 
 class _ToolLoop:
@@ -290,4 +290,4 @@ async def _failed(runtime: Runtime[RunContext], role: Role, order: WorkOrder, re
     await scope.journal(runtime).post(Progress(sender=role.name, recipient=lead, correlation_id=task.id,
                                                note=f"failed: {reason}"))
     await scope.progress(runtime, task.id, TaskStatus.FAILED, role.name, order.round)
-    return {"board": {task.id: TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)}}
+    return {"board": payload({task.id: TaskRecord(status=TaskStatus.FAILED, round=order.round, reason=reason)})}

@@ -6,17 +6,24 @@ hands back a dict instead. It cannot be told ours: it reads no msgpack allow-lis
 allow-list `compile()` derives from the state schemas is dropped when the server copies the graph to attach its
 checkpointer. So state keys that hold pydantic values use these channels (the models in memory, JSON in the
 checkpoint, the models again when a checkpoint is loaded), and a `Send` carries plain JSON (`payload(...)`),
-which the node it starts reads back with `parse(...)`.
+which the node it starts reads back with `parse(...)`. A value that grows with the work (the plan, the board) is
+checkpointed as the writes that made it (`JsonDelta`), which the nodes write as JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, Self, TypeVar
 
+from langgraph._internal._typing import MISSING
 from langgraph.channels import BinaryOperatorAggregate, LastValue
 from langgraph.channels.base import BaseChannel
+from langgraph.channels.binop import _get_overwrite
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.base import PendingWrite
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.types import Overwrite
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
@@ -52,6 +59,47 @@ class JsonValue(_Json, LastValue[T]):
 
 class JsonReduced(_Json, BinaryOperatorAggregate[T]):
     """A reducer's channel checkpointed as JSON: `board: Annotated[Board, JsonReduced(Board, merge_board)]`."""
+
+
+class JsonDelta(DeltaChannel[T]):
+    """A reducer's channel checkpointed as the writes that made it (LangGraph's `DeltaChannel`, beta): a checkpoint
+    holds a copy of the value only every `snapshot_frequency` updates, so a run's checkpoints grow with its work, not
+    with its square. `reducer(value, writes)` folds a batch of writes in turn (`value` is `None` before the first);
+    nodes write JSON (`payload`), which any server loads, and a value read back as JSON is validated into `typ`:
+    `board: Annotated[Board, JsonDelta(fold_board)]`."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, reducer: Callable[[Any, Sequence[Any]], Any], typ: Any = None, *,
+                 snapshot_frequency: int = 1000) -> None:
+        super().__init__(reducer, typ, snapshot_frequency=snapshot_frequency)
+        self.schema = typ
+        """The whole value type (`DeltaChannel` keeps only its origin, `dict` for `dict[str, TaskRecord]`)."""
+
+    def copy(self) -> Self:
+        new = super().copy()
+        new.schema = self.schema
+        return new
+
+    def from_checkpoint(self, checkpoint: Any) -> Self:
+        """The value of a snapshot (LangGraph writes the models; a server that does not load our classes hands back
+        JSON), of an older checkpoint (`JsonReduced`/`JsonValue` wrote JSON), or nothing: writes replay onto it."""
+        new = self.copy()
+        stored = checkpoint.value if isinstance(checkpoint, _DeltaSnapshot) else checkpoint
+        new.value = (self.reducer(None, []) if stored is MISSING or stored is None
+                     else _adapter(self.schema).validate_python(stored))
+        return new
+
+    def update(self, values: Sequence[Any]) -> bool:
+        return super().update([self._reset(v) for v in values])
+
+    def replay_writes(self, writes: Sequence[PendingWrite]) -> None:
+        super().replay_writes([(task, channel, self._reset(v)) for task, channel, v in writes])
+
+    def _reset(self, write: Any) -> Any:
+        """An `Overwrite` of JSON as the value it stands for: its value folded onto nothing."""
+        overwrite, value = _get_overwrite(write)
+        return Overwrite(self.reducer(None, [value])) if overwrite and value is not None else write
 
 
 def payload(value: Any) -> Any:

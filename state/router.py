@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
-from state.channels import JsonReduced, JsonValue
+from state.channels import JsonDelta, JsonValue
 from state.roles import Team, TeamError
-from state.team import Board, Decision, merge_board
+from state.team import Board, Decision, fold_board
 
 RouterStatus = Literal["answering", "awaiting_approval", "completed", "rejected"]
 HopKind = Literal["routed", "second opinion", "hand-on"]
@@ -63,7 +63,7 @@ class RouterState(TypedDict, total=False):
 
     task: str
     hops: Annotated[list[Hop], operator.add]
-    board: Annotated[Board, JsonReduced(Board, merge_board)]
+    board: Annotated[Board, JsonDelta(fold_board)]
     answer: str | None
     """The current draft answer (one text, replaced, never appended)."""
     escalation: EscalationRecord | None

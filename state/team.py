@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic builds schemas (Studio's input form) only from this one on 3.11
 
-from state.channels import JsonReduced, JsonValue
+from state.channels import JsonDelta, JsonReduced, JsonValue, payload
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
 
 RunStatus = Literal["planning", "working", "awaiting_approval", "completed", "rejected"]
 Board = dict[str, TaskRecord]
 
 
-def merge_board(
-    left: dict[str, TaskRecord] | None, right: dict[str, TaskRecord | dict[str, Any]]
-) -> dict[str, TaskRecord]:
+BoardUpdate = Mapping[str, TaskRecord | dict[str, Any]]
+"""What a node writes to the board: per task, a record that replaces its entry or a dict of the fields to patch."""
+
+
+def merge_board(left: Board | None, right: BoardUpdate) -> Board:
     """Task-board reducer: a record replaces a task's entry; a dict patches the fields it names (of a new entry: of
-    an empty record; a whole record read back as a dict by a server that does not load our classes is such a patch)."""
-    merged = dict(left or {})
-    for task_id, update in right.items():
-        if isinstance(update, TaskRecord):
-            merged[task_id] = update
-        else:
-            old = merged[task_id].model_dump() if task_id in merged else {}
-            merged[task_id] = TaskRecord.model_validate({**old, **update})
+    an empty record; a whole record written as JSON, as nodes write it (`payload`), is such a patch)."""
+    return fold_board(left, [right])
+
+
+def fold_board(board: Board | None, writes: Sequence[BoardUpdate]) -> Board:
+    """The board channel's reducer: each write merged in turn (`merge_board`), onto a copy."""
+    merged = dict(board or {})
+    for right in writes:
+        for task_id, update in right.items():
+            if isinstance(update, TaskRecord):
+                merged[task_id] = update
+            else:
+                old = merged[task_id].model_dump() if task_id in merged else {}
+                merged[task_id] = TaskRecord.model_validate({**old, **update})
     return merged
+
+
+def fold_plan(plan: Plan | None, writes: Sequence[Plan | dict[str, Any] | None]) -> Plan | None:
+    """The plan channel's reducer: the last plan written (as JSON, `payload`, or a model) replaces it."""
+    if not writes:
+        return plan
+    return None if writes[-1] is None else Plan.model_validate(writes[-1])
+
+
+def plan_writes(plan: Plan) -> dict[str, Any]:
+    """A new plan's writes, as JSON: the plan, and a fresh board entry for each of its tasks."""
+    return {"plan": payload(plan), "board": payload({t.id: TaskRecord() for t in plan.tasks})}
 
 
 class Decision(BaseModel):
@@ -101,11 +122,12 @@ class TeamOutput(TypedDict, total=False):
 
 class WorkState(TypedDict, total=False):
     """The keys of every pattern that works a plan on a board (what the synthesizer reads). The models are
-    checkpointed as JSON (`state.channels`)."""
+    checkpointed as JSON (`state.channels`); the plan and the board, which grow with the work, as the writes that
+    made them (`JsonDelta`): nodes write them as JSON (`payload`)."""
 
     task: str
-    plan: Annotated[Plan | None, JsonValue]
-    board: Annotated[Board, JsonReduced(Board, merge_board)]
+    plan: Annotated[Plan | None, JsonDelta(fold_plan)]
+    board: Annotated[Board, JsonDelta(fold_board)]
     status: RunStatus
     decision: Annotated[Decision | None, JsonValue]
     result: str | None

@@ -116,11 +116,12 @@ def test_a_failed_branch_does_not_redo_its_finished_sibling(db: Path, ctx: RunCo
     runners: list[Runner] = []
 
     async def crash(_: dict[str, Any]) -> dict[str, Any]:
-        # Crash only once the sibling in this super-step is saved as a pending write (a crash before would cancel it).
+        # Crash only once the sibling in this super-step is saved as a pending write (a crash before would cancel it);
+        # nodes write the board as JSON.
         for _ in range(3000):  # at most about 30 s; then it crashes anyway and the test fails on `saved`
             latest = await runners[-1].saver.aget_tuple(config)
             saved.extend(task_id for _, channel, value in (latest.pending_writes or []) if channel == "board"
-                          for task_id, record in value.items() if record.status == TaskStatus.IN_REVIEW)
+                          for task_id, record in value.items() if record["status"] == TaskStatus.IN_REVIEW)
             if saved:
                 break
             await asyncio.sleep(0.01)

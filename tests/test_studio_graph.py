@@ -13,7 +13,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.memory import InMemoryStore
-from langgraph.types import Command, Send
+from langgraph.types import Command, Overwrite, Send
 
 from graphs.registry import PATTERNS, builder
 from graphs.runtime import recipes, serializer
@@ -36,6 +36,8 @@ def plain(value: Any) -> bool:
     """JSON only (a pending `Send` carrying JSON): what a server that loads none of our classes reads back as it is."""
     if isinstance(value, Send):
         return plain(value.arg)
+    if isinstance(value, Overwrite):
+        return plain(value.value)
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v) for k, v in value.items())
     if isinstance(value, list):
@@ -103,3 +105,8 @@ def test_checkpoints_hold_plain_json_from_the_start_through_every_gate_to_the_en
     checkpoints = list(saver.list(config))
     assert len(checkpoints) > 3
     assert [c.checkpoint["id"] for c in checkpoints if not plain(c.checkpoint["channel_values"])] == []
+    # The plan and the board are checkpointed as their writes (`JsonDelta`): those are JSON too.
+    writes = [(channel, value) for c in checkpoints for _, channel, value in c.pending_writes or []
+              if channel in ("plan", "board")]
+    assert [w for w in writes if not plain(w[1])] == []
+    assert writes or "board" not in graph.channels
