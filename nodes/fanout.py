@@ -34,6 +34,7 @@ from state.plan import TERMINAL, Plan, PlannedTask, TaskRecord, TaskStatus
 from state.protocol import AnyMessage, CheckpointMsg, Progress, TaskAssign
 from state.roles import Team, TeamError
 from state.team import ReviewOrder, WorkOrder, plan_writes
+from tools.journal import Write
 
 PATTERN = "parallel"
 
@@ -111,6 +112,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
         board, changed = dict(state["board"]), {}
         verdicts = dict(state.get("verdicts") or {})
         messages: list[AnyMessage] = []
+        progress: list[Write] = []
         reviews: list[PlannedTask] = []
         rework: list[PlannedTask] = []
         fresh: list[PlannedTask] = []
@@ -144,8 +146,8 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
         wave, waiting = queue[:width], len(queue) - width
         if not wave:
             return await _finish(runtime, plan, board, changed, messages, finish)
-        number = state.get("wave", 0) + 1
-        who = ", ".join(f"{t.id} ({'reviewer' if t in reviews else t.assignee})" for t in wave)
+        number, reviewing = state.get("wave", 0) + 1, {t.id for t in reviews}
+        who = ", ".join(f"{t.id} ({'reviewer' if t.id in reviewing else t.assignee})" for t in wave)
         note = f"{len(wave)} of {width} slots, {cfg.agent_timeout:g} s each: {who}"
         note += f"; {waiting} waiting" if waiting > 0 else ""
         messages.append(CheckpointMsg(sender=NAME, recipient="team", correlation_id=f"wave-{number}",
@@ -153,7 +155,7 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
         sends: list[Send] = []
         for t in wave:
             rec = board[t.id]
-            if t in reviews and rec.artifact:
+            if t.id in reviewing and rec.artifact:
                 sends.append(Send(review, payload(ReviewOrder(subtask=t, path=rec.artifact, round=rec.round)),
                                   timeout=cfg.agent_timeout))
                 continue
@@ -165,8 +167,8 @@ def dispatcher(kit: Kit, overrides: Mapping[str, Any], *, work: str, review: str
                                        reason=f"the splitter gave it part {t.id}" + (
                                            f"; round {rec.round}: the review asked for changes" if rec.round > 1
                                            else "")))
-            await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
-        await scope.journal(runtime).post(*messages)
+            progress.append(scope.progress_write(runtime, t.id, rec.status, t.assignee, rec.round))
+        await scope.journal(runtime).post(*messages, also=progress)
         return Command(goto=sends, update={"board": payload(changed), "wave": number, "verdicts": verdicts})
 
     return dispatch

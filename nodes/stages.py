@@ -33,6 +33,7 @@ from state.roles import Role, Team
 from state.sequential import CheckOrder, Pipeline, SequentialSettings, SequentialState, StageCheck, resolve
 from state.team import Handoff, WorkOrder, plan_writes
 from state.untrusted import DATA_RULE, fence, suspicions
+from tools.journal import Write
 
 NAME = "pipeline"
 
@@ -79,6 +80,7 @@ class Stages:
         board = dict(state["board"])
         changed: dict[str, TaskRecord] = {}
         messages: list[AnyMessage] = []
+        progress: list[Write] = []
         goto: Send | str = "finish"
         for t in plan.tasks:
             rec = board[t.id]
@@ -111,10 +113,10 @@ class Stages:
                 raise RuntimeError(f"stage {t.id} is still in progress: its work was never recorded")
             if rec != board[t.id]:
                 board[t.id] = changed[t.id] = rec
-                await scope.progress(runtime, t.id, rec.status, t.assignee, rec.round)
+                progress.append(scope.progress_write(runtime, t.id, rec.status, t.assignee, rec.round))
             if isinstance(goto, Send):
                 break
-        await scope.journal(runtime).post(*messages)
+        await scope.journal(runtime).post(*messages, also=progress)
         return Command(goto=goto, update={"board": payload(changed)})
 
     async def check(self, state: Payload, runtime: Runtime[RunContext]) -> dict:

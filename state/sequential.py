@@ -71,38 +71,41 @@ def resolve(team: Team, settings: SequentialSettings, keywords: Collection[str] 
     where = _locator(team, keywords)
     roles = [r.name for r in team.roles]
     stages = tuple(settings.stages or roles)
+    known, order = set(roles), {}  # order: each stage's index (the checks below are linear in the stages)
     for i, name in enumerate(stages):
-        if name not in roles:
+        if name not in known:
             raise _error(where, ("stages", i), f"unknown stage {name!r}: team {team.name!r} has roles "
                                               f"{', '.join(roles)}")
-        if name in stages[:i]:
+        if name in order:
             raise _error(where, ("stages", i), f"stage {name!r} is listed twice; each role is one stage")
+        order[name] = i
     checks = settings.checks if settings.checks is not None else (
         {stages[-1]: stages[-2]} if len(stages) > 1 else {})
     for checker, target in checks.items():
-        _earlier(where, stages, ("checks", checker), checker, [target], "can only send work back to an earlier stage")
+        _earlier(where, order, ("checks", checker), checker, [target], "can only send work back to an earlier stage")
     for stage, earlier in settings.needs.items():
-        _earlier(where, stages, ("needs", stage), stage, earlier, "can only read the hand-offs of earlier stages")
+        _earlier(where, order, ("needs", stage), stage, earlier, "can only read the hand-offs of earlier stages")
     for stage, items in settings.criteria.items():
-        _earlier(where, stages, ("criteria", stage), stage, [], "")
+        _earlier(where, order, ("criteria", stage), stage, [], "")
         if not items:
             raise _error(where, ("criteria", stage), "give at least one acceptance criterion")
     needs: dict[str, tuple[str, ...]] = {}
     for i, stage in enumerate(stages):
-        wanted = settings.needs.get(stage, list(stages[i - 1:i]))
-        needs[stage] = tuple(s for s in stages if s in wanted or s == checks.get(stage))
+        wanted = {*settings.needs.get(stage, stages[i - 1:i]), *([checks[stage]] if stage in checks else [])}
+        needs[stage] = tuple(sorted(wanted, key=order.__getitem__))
     return Pipeline(stages=stages, checks=dict(checks), needs=needs, criteria=dict(settings.criteria),
                     max_rounds=settings.max_rounds, stop_on_repeat=settings.stop_on_repeat)
 
 
-def _earlier(where: Callable[[Loc], str], stages: tuple[str, ...], loc: Loc, stage: str, earlier: list[str],
+def _earlier(where: Callable[[Loc], str], order: dict[str, int], loc: Loc, stage: str, earlier: list[str],
              why: str) -> None:
-    if stage not in stages:
-        raise _error(where, loc, f"{stage!r} is not a stage (stages: {', '.join(stages)})")
+    """An error unless `stage` is a stage and each of `earlier` one before it (`order`: each stage's index)."""
+    if stage not in order:
+        raise _error(where, loc, f"{stage!r} is not a stage (stages: {', '.join(order)})")
     for other in earlier:
-        if other not in stages[:stages.index(stage)]:
-            what = "not a stage" if other not in stages else "not earlier than it"
-            raise _error(where, loc, f"{other!r} is {what}: {stage!r} {why} (stages: {', '.join(stages)})")
+        if order.get(other, len(order)) >= order[stage]:
+            what = "not a stage" if other not in order else "not earlier than it"
+            raise _error(where, loc, f"{other!r} is {what}: {stage!r} {why} (stages: {', '.join(order)})")
 
 
 def _locator(team: Team, keywords: Collection[str]) -> Callable[[Loc], str]:
