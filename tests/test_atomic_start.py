@@ -30,7 +30,7 @@ import os, signal, sys
 from graphs import cli
 from graphs.runtime import Runner
 
-async def die(self, info, payload, listener, **_):
+async def die(self, info, payload, listener):
     os.kill(os.getpid(), signal.SIGKILL)
 
 Runner._drive = die
@@ -85,10 +85,10 @@ def test_a_run_failing_before_its_first_checkpoint_names_a_run_that_resumes(
         cli_in_process, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     drive = Runner._drive
 
-    async def fail_at_start(self: Runner, info: Any, payload: Any, listener: Any, **kw: Any) -> Any:
+    async def fail_at_start(self: Runner, info: Any, payload: Any, listener: Any) -> Any:
         if payload == {"task": info.task} and info.thread_id == "flaky":
             raise ConnectionError("the network went away")
-        return await drive(self, info, payload, listener, **kw)
+        return await drive(self, info, payload, listener)
 
     monkeypatch.setattr(Runner, "_drive", fail_at_start)
     code, _, err = cli_in_process("run", "hierarchical", TODO_TASK, "--thread", "flaky", "--latency", "0",
