@@ -60,7 +60,7 @@ from state.team_file import read_team
 from tools.amendments import post_amendment
 from tools.context_store import read_progress
 from tools.embeddings import semantic_index
-from tools.journal import read_all, read_messages, settle
+from tools.journal import read_all, read_messages
 from tools.usage import Meter, read_calls, totals
 from tools.workspace import materialize, sweep
 
@@ -386,7 +386,7 @@ class Runner:
         info = self._new_run(pattern, task, ctx, team, thread_id)
         async with self._owning(info.thread_id):
             await self._record(info)
-            return await self._drive(info, {"task": info.task}, listener, new=True)
+            return await self._drive(info, {"task": info.task}, listener)
 
     async def create(self, pattern: str, task: str, ctx: RunContext | None = None, *,
                      team: Team | str | Path | None = None, thread_id: str | None = None) -> RunInfo:
@@ -617,22 +617,17 @@ class Runner:
             raise TroupeError(f"run {info.thread_id!r} was started with objects this runner lacks ({wanted}): "
                               "open the Runner with the same models=, tools= and agents= to carry it on")
 
-    async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None, *, new: bool = False) -> Outcome:
-        """Drive the run to its next stop; a `new` run (just recorded by `start`) has no files or calls yet."""
-        if not new:
-            await asyncio.to_thread(sweep, info.workspace)  # temp files a killed write left behind
-            await materialize(self.store, info.thread_id, info.workspace)  # files this host lacks (another wrote)
+    async def _drive(self, info: RunInfo, payload: Any, listener: Listener | None) -> Outcome:
+        await asyncio.to_thread(sweep, info.workspace)  # temp files a killed write left behind
+        await materialize(self.store, info.thread_id, info.workspace)  # files this host lacks (another wrote them)
         self._require_objects(info)
-        Meter.forget(self.store, info.thread_id, new=new)  # another process may have driven it: count afresh
+        Meter.forget(self.store, info.thread_id)  # another process may have driven it since: count afresh
         graph = self.compile(info)
         stream = graph.astream(payload, _config(info), context=info.context, stream_mode=STREAM_MODES,
                                durability="sync")
-        try:
-            async for mode, chunk in stream:
-                if listener is not None:
-                    listener(mode, chunk)
-        finally:
-            await settle(self.store, info.thread_id)  # the usage records of the last model calls
+        async for mode, chunk in stream:
+            if listener is not None:
+                listener(mode, chunk)
         return await self.outcome(info)
 
 

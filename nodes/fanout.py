@@ -72,7 +72,8 @@ def splitter(kit: Kit) -> Callable[..., Awaitable[dict]]:
         await scope.journal(runtime).post(CheckpointMsg(
             sender=NAME, recipient="team", correlation_id="plan", label="split ready",
             note=" ".join([parts.summary, *notes])))
-        return plan_writes(Plan(summary=parts.summary, tasks=tasks)) | {"status": "working", "wave": 0}
+        return plan_writes(Plan(summary=parts.summary, tasks=tasks)) | {
+                "status": "working", "wave": 0}
 
     return split
 

@@ -122,7 +122,8 @@ def delegator(kit: Kit, overrides: dict[str, Any], path: tuple[str, ...]) -> Cal
         await scope.journal(runtime).post(CheckpointMsg(
             sender=label(path), recipient=", ".join(names), correlation_id=label(path, "plan"),
             label="delegation ready", note=summary))
-        return plan_writes(Plan(summary=summary, tasks=tasks)) | {"status": "working"}
+        return plan_writes(Plan(summary=summary, tasks=tasks)) | {
+                "status": "working"}
 
     return delegate
 

@@ -69,7 +69,8 @@ class Stages:
                    f"(at most {line.max_rounds} rounds each).")
         await scope.journal(runtime).post(
             CheckpointMsg(sender=NAME, recipient="team", correlation_id="plan", label="pipeline ready", note=summary))
-        return plan_writes(Plan(summary=summary, tasks=tasks)) | {"status": "working", "check_rounds": {}}
+        return plan_writes(Plan(summary=summary, tasks=tasks)) | {
+                "status": "working", "check_rounds": {}}
 
     async def advance(self, state: SequentialState, runtime: Runtime[RunContext]) -> Command:
         """Run the first unfinished stage, check a checking stage's work, or finish when every stage is through."""

@@ -16,7 +16,7 @@ from langgraph.types import StreamWriter
 
 from state.budget import Budget, Call, Usage
 from state.protocol import message_id
-from tools.journal import namespace, read_all, write_later
+from tools.journal import namespace, read_all
 
 _METERS: weakref.WeakKeyDictionary[BaseStore, dict[str, Meter]] = weakref.WeakKeyDictionary()
 """The meters of this process, by store and thread: an in-memory view of the store's records, gone with the store."""
@@ -45,14 +45,9 @@ class Meter:
         return meters[thread_id]
 
     @staticmethod
-    def forget(store: BaseStore, thread_id: str, *, new: bool = False) -> None:
-        """Drop what this process counted of a run (another process may have driven it since); of a `new` run,
-        count from nothing (it has no records to load)."""
-        meters = _METERS.setdefault(store, {})
-        meters.pop(thread_id, None)
-        if new:
-            meters[thread_id] = meter = Meter(store, thread_id)
-            meter._loaded = True
+    def forget(store: BaseStore, thread_id: str) -> None:
+        """Drop what this process counted of a run (another process may have driven it since)."""
+        _METERS.get(store, {}).pop(thread_id, None)
 
     async def load(self) -> None:
         """Count the run's recorded calls, once."""
@@ -64,12 +59,11 @@ class Meter:
             self._loaded = True
 
     async def record(self, call: Call, writer: StreamWriter | None = None) -> None:
-        """Store one call (without waiting: the run's next journal post does, `tools.journal.write_later`), count
-        it, and stream it."""
+        """Store one call, count it, and stream it."""
         await self.load()
         data = call.model_dump(mode="json")
         if self.store is not None:
-            write_later(self.store, self.thread_id, (namespace(self.thread_id, "calls"), message_id(), data))
+            await self.store.aput(namespace(self.thread_id, "calls"), message_id(), data, index=False)
         self._count(call)
         if writer is not None:
             writer({"usage": data})
