@@ -58,7 +58,8 @@ class JsonValue(_Json, LastValue[T]):
 
 
 class JsonReduced(_Json, BinaryOperatorAggregate[T]):
-    """A reducer's channel checkpointed as JSON: `board: Annotated[Board, JsonReduced(Board, merge_board)]`."""
+    """A reducer's channel checkpointed as JSON: `requests: Annotated[list[Request], JsonReduced(list[Request],
+    merge_requests)]`."""
 
 
 class JsonDelta(DeltaChannel[T]):

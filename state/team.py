@@ -19,14 +19,10 @@ BoardUpdate = Mapping[str, TaskRecord | dict[str, Any]]
 """What a node writes to the board: per task, a record that replaces its entry or a dict of the fields to patch."""
 
 
-def merge_board(left: Board | None, right: BoardUpdate) -> Board:
-    """Task-board reducer: a record replaces a task's entry; a dict patches the fields it names (of a new entry: of
-    an empty record; a whole record written as JSON, as nodes write it (`payload`), is such a patch)."""
-    return fold_board(left, [right])
-
-
 def fold_board(board: Board | None, writes: Sequence[BoardUpdate]) -> Board:
-    """The board channel's reducer: each write merged in turn (`merge_board`), onto a copy."""
+    """The board channel's reducer, each write in turn onto a copy: a record replaces a task's entry; a dict patches
+    the fields it names (of a new entry: of an empty record; a whole record written as JSON, as nodes write it
+    (`payload`), is such a patch)."""
     merged = dict(board or {})
     for right in writes:
         for task_id, update in right.items():

@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 from graphs.runtime import serializer
 from state.channels import JsonDelta, JsonReduced, JsonValue, payload
 from state.plan import Plan, PlannedTask, TaskRecord, TaskStatus
-from state.team import Board, fold_board, fold_plan, merge_board
+from state.team import Board, BoardUpdate, fold_board, fold_plan
 
 STEPS = 30
 CONFIG: Any = {"configurable": {"thread_id": "t"}}
@@ -40,12 +40,16 @@ class Snapshotted(TypedDict, total=False):
     board: Annotated[Board, JsonDelta(fold_board, snapshot_frequency=5)]
 
 
+def merge(left: Board | None, right: BoardUpdate) -> Board:
+    return fold_board(left, [right])
+
+
 class Copied(TypedDict, total=False):
     """The channels before the change: the whole value, as JSON, in every checkpoint."""
 
     step: int
     plan: Annotated[Plan | None, JsonValue]
-    board: Annotated[Board, JsonReduced(Board, merge_board)]
+    board: Annotated[Board, JsonReduced(Board, merge)]
 
 
 PLAN = Plan(summary="s", tasks=[PlannedTask(id=f"T{i}", title=f"task {i}", description="d", capability="c",

@@ -27,7 +27,7 @@ from state.plan import TERMINAL, Plan, PlanDraft, PlannedTask, Subtask, TaskReco
 from state.protocol import AnyMessage, Kind, parse_message
 from state.roles import Team
 from state.sequential import merge_counts
-from state.team import Ledger, Request, merge_board, merge_requests
+from state.team import Ledger, Request, fold_board, merge_requests
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -66,26 +66,40 @@ def board_and_patches(draw: st.DrawFn) -> tuple[dict[str, TaskRecord], dict[str,
     return board, update
 
 
+def merge(left: dict[str, TaskRecord] | None, right: dict[str, Any]) -> dict[str, TaskRecord]:
+    """One write onto the board, as the board channel's reducer folds it."""
+    return fold_board(left, [right])
+
+
+@SETTINGS
+@given(boards, st.lists(boards, max_size=4), st.lists(boards, max_size=4))
+def test_the_board_reducer_gives_the_same_board_however_its_writes_are_batched(board: dict, xs: list,
+                                                                                ys: list) -> None:
+    """`DeltaChannel`'s contract: a checkpoint's writes are replayed in larger batches than they were made."""
+    assert fold_board(fold_board(board, xs), ys) == fold_board(board, xs + ys)
+    assert fold_board(board, xs + ys) == fold_board(fold_board(fold_board(board, xs[:1]), xs[1:]), ys)
+
+
 @SETTINGS
 @given(boards)
-def test_merge_board_identity(board: dict[str, TaskRecord]) -> None:
-    assert merge_board(board, {}) == board
-    assert merge_board(None, board) == board
-    assert merge_board({}, board) == board
+def test_board_identity(board: dict[str, TaskRecord]) -> None:
+    assert merge(board, {}) == board
+    assert merge(None, board) == board
+    assert merge({}, board) == board
 
 
 @SETTINGS
 @given(boards, boards, boards)
-def test_merge_board_is_associative_for_records(a: dict, b: dict, c: dict) -> None:
-    assert merge_board(merge_board(a, b), c) == merge_board(a, merge_board(b, c))
+def test_board_is_associative_for_records(a: dict, b: dict, c: dict) -> None:
+    assert merge(merge(a, b), c) == merge(a, merge(b, c))
 
 
 @SETTINGS
 @given(board_and_patches())
-def test_merge_board_patches_touch_only_named_fields_and_lose_no_key(case: tuple[dict, dict]) -> None:
+def test_board_patches_touch_only_named_fields_and_lose_no_key(case: tuple[dict, dict]) -> None:
     board, update = case
     before = {k: v.model_copy(deep=True) for k, v in board.items()}
-    merged = merge_board(board, update)
+    merged = merge(board, update)
     assert board == before, "the left board is not mutated"
     assert set(merged) == set(board) | set(update)
     for k, rec in merged.items():
@@ -103,10 +117,10 @@ def test_merge_board_patches_touch_only_named_fields_and_lose_no_key(case: tuple
 
 @SETTINGS
 @given(boards.filter(bool), st.data())
-def test_merge_board_patches_in_sequence_equal_one_combined_patch(board: dict, data: st.DataObject) -> None:
+def test_board_patches_in_sequence_equal_one_combined_patch(board: dict, data: st.DataObject) -> None:
     k = data.draw(st.sampled_from(sorted(board)))
     p1, p2 = data.draw(patches), data.draw(patches)
-    assert merge_board(merge_board(board, {k: p1}), {k: p2}) == merge_board(board, {k: {**p1, **p2}})
+    assert merge(merge(board, {k: p1}), {k: p2}) == merge(board, {k: {**p1, **p2}})
 
 
 requests = st.builds(Request, kind=st.sampled_from(["complexity", "failed", "finding", "critical"]),

@@ -30,7 +30,7 @@ from state.protocol import (
     parse_message,
 )
 from state.roles import Role, Team, TeamError
-from state.team import merge_board
+from state.team import fold_board
 from tools.workspace import WORKSPACE_TOOLS, workspace_config
 
 SOFTWARE, CONTENT = load_team("software"), load_team("content")
@@ -89,32 +89,37 @@ def test_task_status_values_are_exactly_the_life_cycle() -> None:
 # --- task board reducer ------------------------------------------------------------------------------------------
 
 
-def test_merge_board_starts_from_nothing() -> None:
+def merge(left: dict[str, TaskRecord] | None, right: dict[str, Any]) -> dict[str, TaskRecord]:
+    """One write onto the board, as the board channel's reducer folds it."""
+    return fold_board(left, [right])
+
+
+def test_board_starts_from_nothing() -> None:
     rec = TaskRecord(status=TaskStatus.ASSIGNED)
-    assert merge_board(None, {"T1": rec}) == {"T1": rec}
+    assert merge(None, {"T1": rec}) == {"T1": rec}
 
 
-def test_merge_board_takes_a_new_entry_read_back_as_a_dict() -> None:
+def test_board_takes_a_new_entry_read_back_as_a_dict() -> None:
     """A server that does not load our classes hands a pending write's record back as a dict."""
     rec = TaskRecord(status=TaskStatus.DONE, round=1, artifact="T1.md", summary="done")
-    assert merge_board({}, {"T1": rec.model_dump(mode="json")}) == {"T1": rec}
+    assert merge({}, {"T1": rec.model_dump(mode="json")}) == {"T1": rec}
 
 
-def test_merge_board_record_replaces_entry() -> None:
+def test_board_record_replaces_entry() -> None:
     old = TaskRecord(status=TaskStatus.IN_REVIEW, round=1, artifact="T1.md", summary="first draft", feedback=["x"])
     new = TaskRecord(status=TaskStatus.IN_PROGRESS, round=2)
-    merged = merge_board({"T1": old}, {"T1": new})
+    merged = merge({"T1": old}, {"T1": new})
     assert merged["T1"] == new
     assert merged["T1"].artifact is None  # replaced wholesale, nothing carried over
     assert merged["T1"].summary is None
 
 
-def test_merge_board_dict_patches_only_named_fields() -> None:
+def test_board_dict_patches_only_named_fields() -> None:
     left = {
         "T1": TaskRecord(status=TaskStatus.IN_REVIEW, round=2, artifact="T1-design.md", summary="the contract"),
         "T2": TaskRecord(status=TaskStatus.PENDING),
     }
-    merged = merge_board(left, {"T1": {"status": TaskStatus.DONE}})
+    merged = merge(left, {"T1": {"status": TaskStatus.DONE}})
     t1 = merged["T1"]
     assert t1.status is TaskStatus.DONE
     assert t1.round == 2
@@ -125,18 +130,18 @@ def test_merge_board_dict_patches_only_named_fields() -> None:
     assert left["T1"].status is TaskStatus.IN_REVIEW
 
 
-def test_merge_board_patch_is_validated() -> None:
+def test_board_patch_is_validated() -> None:
     left = {"T1": TaskRecord()}
-    merged = merge_board(left, {"T1": {"status": "failed", "reason": "boom"}})
+    merged = merge(left, {"T1": {"status": "failed", "reason": "boom"}})
     assert merged["T1"].status is TaskStatus.FAILED
     assert merged["T1"].reason == "boom"
     with pytest.raises(ValidationError):
-        merge_board(left, {"T1": {"status": "not-a-status"}})
+        merge(left, {"T1": {"status": "not-a-status"}})
 
 
-def test_merge_board_mixes_replace_and_patch() -> None:
+def test_board_mixes_replace_and_patch() -> None:
     left = {"T1": TaskRecord(round=1, summary="s1"), "T2": TaskRecord(round=1, summary="s2")}
-    merged = merge_board(left, {"T1": TaskRecord(round=5), "T2": {"round": 3}, "T3": TaskRecord()})
+    merged = merge(left, {"T1": TaskRecord(round=5), "T2": {"round": 3}, "T3": TaskRecord()})
     assert merged["T1"].summary is None and merged["T1"].round == 5
     assert merged["T2"].summary == "s2" and merged["T2"].round == 3
     assert set(merged) == {"T1", "T2", "T3"}
