@@ -27,14 +27,14 @@ from graphs.runtime import Runner
 from state.context import RunContext
 
 
-def sizes(db: Path) -> tuple[int, int]:
-    """(checkpoint bytes, store bytes) of the database."""
+def sizes(db: Path) -> tuple[int, int, int]:
+    """(checkpoints, checkpoint bytes, store bytes) of the database."""
     with sqlite3.connect(db) as conn:
-        checkpoints = conn.execute("SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints"
-                                   ).fetchone()[0]
+        count, checkpoints = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints").fetchone()
         writes = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes").fetchone()[0]
         store = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM store").fetchone()[0]
-    return checkpoints + writes, store
+    return count, checkpoints + writes, store
 
 
 async def one(k: int) -> tuple[int, int, int, int]:
@@ -45,9 +45,7 @@ async def one(k: int) -> tuple[int, int, int, int]:
             out = await runner.start("sequential", "Write a blog post", ctx, team=stages(k), thread_id="s")
             assert out.status == "completed", out.status
         work = sum(f.stat().st_size for f in (Path(tmp) / "ws" / "s").rglob("*") if f.is_file())
-        with sqlite3.connect(db) as conn:
-            steps = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
-        return steps, *sizes(db), work
+        return *sizes(db), work
 
 
 async def main() -> None:
